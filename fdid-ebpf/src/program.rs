@@ -1,0 +1,198 @@
+//! The `iter/task_file` program: one [`FdRecord`] per (task, fd, file), written with `bpf_seq_write`.
+//!
+//! Shape of every access, chosen for the verifier (see the README's "BPF notes"):
+//! - ctx fields are read once, volatile, so the compiler cannot re-read a nullable pointer after the
+//!   null check;
+//! - struct members are loaded directly through the typed `task`/`file` pointers at offsets read from the
+//!   frozen read-only [`IterConfig`], which the verifier sees as constants and checks against BTF;
+//! - the two pointers that get hashed (`file` itself, `task->files`) are copied as plain numbers with
+//!   `bpf_probe_read_kernel`, because the verifier allows no arithmetic on pointers.
+
+use core::{
+    ffi::c_void,
+    mem::size_of,
+    ptr::{addr_of, read_volatile},
+};
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_seq_write};
+use aya_log_ebpf::warn;
+use fdid_ebpf::{FdRecord, IterConfig, siphash::siphash24_u64};
+
+/// `struct bpf_iter_meta` (uapi of BPF iterators).
+#[repr(C)]
+struct IterMeta {
+    seq: *mut c_void,
+    session_id: u64,
+    seq_num: u64,
+}
+
+/// `struct bpf_iter__task_file`, the program's context (kernel/bpf/task_iter.c): every member is
+/// 8-byte aligned (`__bpf_md_ptr`, `u32 fd __aligned(8)`).
+#[repr(C)]
+pub struct TaskFileCtx {
+    meta: *const IterMeta,
+    task: *const u8,
+    fd: u32,
+    _fd_pad: u32,
+    file: *const u8,
+}
+
+/// Filled in by userspace before load; frozen (read-only for the program).
+#[unsafe(no_mangle)]
+static FDID_CONFIG: IterConfig = IterConfig {
+    hash_key: [0; 2],
+    hash_mask: 0,
+    refs_bias: 0,
+    filter_tgid: 0,
+    _pad: 0,
+    offsets: fdid_ebpf::FieldOffsets {
+        task_tgid: 0,
+        task_pid: 0,
+        task_files: 0,
+        file_inode: 0,
+        file_pos: 0,
+        file_flags: 0,
+        file_refs: 0,
+        inode_sb: 0,
+        inode_ino: 0,
+        inode_mode: 0,
+        sb_dev: 0,
+        _pad: 0,
+    },
+};
+
+/// Reads one member of [`FDID_CONFIG`]; volatile so the compiler cannot fold in the zero initialiser.
+macro_rules! config {
+    ($($member:tt)+) => {
+        // SAFETY: FDID_CONFIG is a valid, initialised static; the read has the member's own type.
+        unsafe { read_volatile(addr_of!(FDID_CONFIG.$($member)+)) }
+    };
+}
+
+/// Loads a `T` at `offset` bytes into a kernel object reached through a BTF-typed pointer.
+///
+/// # Safety
+/// `base` must be a pointer the verifier knows as `PTR_TO_BTF_ID` and `offset` a frozen-config constant:
+/// the verifier then checks the access against the kernel's BTF and turns it into a fault-tolerant load.
+#[inline(always)]
+unsafe fn load<T>(base: *const u8, offset: u32) -> T {
+    unsafe { read_volatile(base.add(offset as usize).cast::<T>()) }
+}
+
+/// Copies a pointer-sized kernel value as a number, for hashing.
+#[inline(always)]
+fn read_word(address: *const c_void) -> Option<u64> {
+    let mut value: u64 = 0;
+    // SAFETY: bpf_probe_read_kernel checks the source address itself; the destination is our own u64.
+    let rc = unsafe {
+        bpf_probe_read_kernel(
+            (&raw mut value).cast(),
+            size_of::<u64>() as u32,
+            address,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task_file")]
+pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
+    // SAFETY: the kernel passes a valid bpf_iter__task_file; each member is read exactly once.
+    let (meta, task, fd, file) = unsafe {
+        (
+            read_volatile(addr_of!((*ctx).meta)),
+            read_volatile(addr_of!((*ctx).task)),
+            read_volatile(addr_of!((*ctx).fd)),
+            read_volatile(addr_of!((*ctx).file)),
+        )
+    };
+    // The final call after the last file (seq stop) has no task and no file.
+    if task.is_null() || file.is_null() {
+        return 0;
+    }
+
+    let tgid_offset = config!(offsets.task_tgid);
+    // SAFETY (every `load` below): `task` and `file` are the non-null typed pointers from the context,
+    // `inode` and `sb` were loaded through them, and every offset comes from the frozen config.
+    let tgid: u32 = unsafe { load(task, tgid_offset) };
+    let filter = config!(filter_tgid);
+    if filter != 0 && filter != tgid {
+        return 0;
+    }
+
+    let (pid_offset, flags_offset, pos_offset, refs_offset, inode_offset) = (
+        config!(offsets.task_pid),
+        config!(offsets.file_flags),
+        config!(offsets.file_pos),
+        config!(offsets.file_refs),
+        config!(offsets.file_inode),
+    );
+    let mut record = FdRecord {
+        tgid,
+        fd,
+        ..FdRecord::default()
+    };
+    record.tid = unsafe { load(task, pid_offset) };
+    record.flags = unsafe { load(file, flags_offset) };
+    record.pos = unsafe { load(file, pos_offset) };
+    let raw_refs: u64 = unsafe { load(file, refs_offset) };
+    record.refs = raw_refs.wrapping_add(config!(refs_bias));
+
+    let inode: *const u8 = unsafe { load(file, inode_offset) };
+    if !inode.is_null() {
+        let (ino_offset, mode_offset, sb_offset, dev_offset) = (
+            config!(offsets.inode_ino),
+            config!(offsets.inode_mode),
+            config!(offsets.inode_sb),
+            config!(offsets.sb_dev),
+        );
+        record.ino = unsafe { load(inode, ino_offset) };
+        let mode: u16 = unsafe { load(inode, mode_offset) };
+        record.mode = u32::from(mode);
+        let sb: *const u8 = unsafe { load(inode, sb_offset) };
+        if !sb.is_null() {
+            record.dev = unsafe { load(sb, dev_offset) };
+        }
+    }
+
+    let key = [config!(hash_key[0]), config!(hash_key[1])];
+    let mask = config!(hash_mask);
+    // The `file` pointer's value sits in the context; `task->files` in the task.
+    let file_word = read_word(unsafe { addr_of!((*ctx).file) }.cast());
+    let files_offset = config!(offsets.task_files);
+    // SAFETY: only the address is computed here; `read_word` reads it with bpf_probe_read_kernel.
+    let files_word = read_word(unsafe { task.add(files_offset as usize) }.cast());
+    match (file_word, files_word) {
+        (Some(file_word), Some(files_word)) => {
+            record.file_hash = siphash24_u64(key, file_word) & mask;
+            record.files_hash = siphash24_u64(key, files_word) & mask;
+        }
+        _ => {
+            // Cannot happen for live objects; leave a trace for `fdid -v` and skip the fd rather than
+            // emit a record whose identity is unknown.
+            warn!(&(), "fdid: could not read the file pointer of tgid {} fd {}", tgid, fd);
+            return 0;
+        }
+    }
+
+    // SAFETY: `meta` is the context's non-null iterator meta; the record is a plain local.
+    unsafe {
+        let seq = read_volatile(addr_of!((*meta).seq));
+        bpf_seq_write(
+            seq.cast(),
+            (&raw const record).cast(),
+            size_of::<FdRecord>() as u32,
+        );
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
