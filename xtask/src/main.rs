@@ -1,0 +1,175 @@
+//! `cargo xtask`: builds fdid's BPF object with the nightly toolchain and bpf-linker, and runs things.
+//!
+//! Every command first makes sure the tools exist (`setup`), so a fresh machine needs nothing but the
+//! stable and nightly toolchains that this machine kind ships with.
+
+mod setup;
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build and run fdid")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the BPF build needs (rust-src for nightly, bpf-linker against nightly's LLVM).
+    Setup,
+    /// Build the BPF object (fdid-ebpf, bpfel-unknown-none).
+    BuildEbpf,
+    /// Build the BPF object and the `fdid` binary (release).
+    Build,
+    /// Build, then run `fdid` with the given arguments, e.g. `cargo xtask run -- --pid $$`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Build the BPF object, then run every test of the workspace (they load the program for real).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let ws = Workspace::locate()?;
+    match cli.command {
+        Cmd::Setup => {
+            setup::ensure(&ws, setup::Verbosity::Report)?;
+        }
+        Cmd::BuildEbpf => {
+            build_ebpf(&ws)?;
+        }
+        Cmd::Build => {
+            build_user(&ws, &build_ebpf(&ws)?)?;
+        }
+        Cmd::Run { args } => {
+            let object = build_ebpf(&ws)?;
+            build_user(&ws, &object)?;
+            let status = Command::new(ws.target.join("release/fdid"))
+                .args(args)
+                .status()
+                .context("running target/release/fdid")?;
+            return Ok(exit_code(status));
+        }
+        Cmd::Test { args } => {
+            let object = build_ebpf(&ws)?;
+            let status = cargo(&ws)
+                .args(["test", "--workspace"])
+                .args(args)
+                .env(OBJECT_ENV, &object)
+                .status()
+                .context("running cargo test")?;
+            return Ok(exit_code(status));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How `fdid-user`'s build script learns where the BPF object is.
+const OBJECT_ENV: &str = "FDID_BPF_OBJECT";
+
+/// Paths of the workspace this xtask belongs to.
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target: PathBuf,
+    /// Project-local tools (bpf-linker and the LLVM prefix it is built against).
+    pub tools: PathBuf,
+}
+
+impl Workspace {
+    fn locate() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask has no parent directory")?
+            .to_path_buf();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let tools = target.join("xtask-tools");
+        Ok(Self { root, target, tools })
+    }
+}
+
+/// A `cargo` command for the host build, run from the workspace root.
+fn cargo(ws: &Workspace) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(&ws.root);
+    command
+}
+
+/// Builds the BPF program with nightly + bpf-linker and returns the object's path.
+fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
+    let tools = setup::ensure(ws, setup::Verbosity::Quiet)?;
+    let target_dir = ws.target.join("bpf");
+    let status = Command::new("cargo")
+        .current_dir(&ws.root)
+        // The rustup proxy must pick nightly, not the toolchain `cargo xtask` itself runs under.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO")
+        .arg("+nightly")
+        .args(["build", "--package", "fdid-ebpf", "--bin", "fdid-ebpf", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args(["--config", "profile.release.panic=\"abort\""])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &tools.bpf_linker)
+        .env(
+            "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
+            "-C debuginfo=2 -C link-arg=--btf",
+        )
+        .env("LD_LIBRARY_PATH", &tools.llvm_lib_dir)
+        .status()
+        .context("running cargo +nightly build for the BPF target")?;
+    if !status.success() {
+        bail!("building the BPF program failed ({status})");
+    }
+    let object = target_dir.join("bpfel-unknown-none/release/fdid-ebpf");
+    if !object.is_file() {
+        bail!("the BPF build succeeded but {} is missing", object.display());
+    }
+    Ok(object)
+}
+
+/// Builds the `fdid` binary (release) embedding `object`.
+fn build_user(ws: &Workspace, object: &Path) -> Result<()> {
+    let status = cargo(ws)
+        .args(["build", "--release", "--package", "fdid-user", "--bin", "fdid"])
+        .env(OBJECT_ENV, object)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building fdid failed ({status})");
+    }
+    Ok(())
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
+}
