@@ -1,0 +1,442 @@
+//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): just enough to find struct members by
+//! name, through anonymous structs and unions, with their byte offset and size.
+//!
+//! aya's own `Btf` keeps member lookup private, so fdid parses the type section itself. Format:
+//! `include/uapi/linux/btf.h` (header, then `struct btf_type` records each followed by kind-specific data,
+//! then a string table).
+
+use std::{collections::HashMap, path::Path};
+
+/// Default location of the running kernel's BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("cannot read BTF from {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("malformed BTF: {0}")]
+    Malformed(&'static str),
+    #[error("BTF has no struct `{0}`")]
+    NoStruct(String),
+    #[error("BTF struct `{strukt}` has no member `{member}`")]
+    NoMember { strukt: String, member: String },
+    #[error("BTF member `{strukt}.{member}` is a bitfield, not a plain field")]
+    Bitfield { strukt: String, member: String },
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+// Type kinds (BTF_KIND_*).
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FWD: u32 = 7;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// What a member's type is, after typedefs and qualifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberKind {
+    Int,
+    Pointer,
+    Struct,
+    Union,
+    Enum,
+    Array,
+    Other,
+}
+
+/// A struct member found by [`Btf::member`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Byte offset from the start of the outer struct (anonymous containers included).
+    pub offset: u32,
+    /// Size in bytes of the member's type.
+    pub size: u32,
+    pub kind: MemberKind,
+}
+
+#[derive(Clone, Debug)]
+struct RawMember {
+    name: u32,
+    type_id: u32,
+    /// Bit offset, and bitfield size (0 for a plain member).
+    bit_offset: u32,
+    bitfield_size: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Type {
+    kind: u32,
+    name: u32,
+    /// `size` for sized kinds, `type` for referencing kinds.
+    size_or_type: u32,
+    members: Vec<RawMember>,
+    /// For arrays: element type and count.
+    array: Option<(u32, u32)>,
+}
+
+/// Parsed BTF types (ids start at 1; index 0 is `void`).
+pub struct Btf {
+    types: Vec<Type>,
+    strings: Vec<u8>,
+    structs_by_name: HashMap<String, u32>,
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn u32(&mut self) -> Result<u32, BtfError> {
+        let bytes = self
+            .data
+            .get(self.at..self.at + 4)
+            .ok_or(BtfError::Malformed("type section ends inside a record"))?;
+        self.at += 4;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+    }
+    fn skip(&mut self, bytes: usize) -> Result<(), BtfError> {
+        if self.at + bytes > self.data.len() {
+            return Err(BtfError::Malformed("type section ends inside a record"));
+        }
+        self.at += bytes;
+        Ok(())
+    }
+}
+
+impl Btf {
+    /// Reads and parses BTF from a file such as [`VMLINUX_BTF`].
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    /// Parses raw little-endian BTF.
+    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        let field = |at: usize| -> Result<u32, BtfError> {
+            data.get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .ok_or(BtfError::Malformed("shorter than its header"))
+        };
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+            return Err(BtfError::Malformed("bad magic (not little-endian BTF?)"));
+        }
+        let hdr_len = field(4)? as usize;
+        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
+        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
+        let section = |off: usize, len: usize| {
+            data.get(hdr_len + off..hdr_len + off + len)
+                .ok_or(BtfError::Malformed("section outside the data"))
+        };
+        let type_data = section(type_off, type_len)?;
+        let strings = section(str_off, str_len)?.to_vec();
+
+        let mut types = vec![Type {
+            kind: 0,
+            name: 0,
+            size_or_type: 0,
+            members: Vec::new(),
+            array: None,
+        }];
+        let mut reader = Reader { data: type_data, at: 0 };
+        while reader.at < type_data.len() {
+            let name = reader.u32()?;
+            let info = reader.u32()?;
+            let size_or_type = reader.u32()?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let kind_flag = info >> 31 == 1;
+            let mut ty = Type { kind, name, size_or_type, members: Vec::new(), array: None };
+            match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => reader.skip(4)?,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
+                KIND_ARRAY => {
+                    let elem = reader.u32()?;
+                    let _index = reader.u32()?;
+                    let count = reader.u32()?;
+                    ty.array = Some((elem, count));
+                }
+                KIND_STRUCT | KIND_UNION => {
+                    for _ in 0..vlen {
+                        let name = reader.u32()?;
+                        let type_id = reader.u32()?;
+                        let offset = reader.u32()?;
+                        let (bit_offset, bitfield_size) = if kind_flag {
+                            (offset & 0xff_ffff, offset >> 24)
+                        } else {
+                            (offset, 0)
+                        };
+                        ty.members.push(RawMember { name, type_id, bit_offset, bitfield_size });
+                    }
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => reader.skip(8 * vlen)?,
+                KIND_DATASEC | KIND_ENUM64 => reader.skip(12 * vlen)?,
+                _ => return Err(BtfError::Malformed("unknown type kind")),
+            }
+            types.push(ty);
+        }
+
+        let mut btf = Btf { types, strings, structs_by_name: HashMap::new() };
+        for (id, ty) in btf.types.iter().enumerate() {
+            // A struct may also appear as a forward declaration or (in split BTF) twice; keep the first
+            // complete definition.
+            if ty.kind == KIND_STRUCT && !ty.members.is_empty() {
+                let name = btf.name(ty.name).to_owned();
+                btf.structs_by_name.entry(name).or_insert(id as u32);
+            }
+        }
+        Ok(btf)
+    }
+
+    fn name(&self, offset: u32) -> &str {
+        let tail = self.strings.get(offset as usize..).unwrap_or_default();
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        std::str::from_utf8(&tail[..end]).unwrap_or("")
+    }
+
+    fn ty(&self, id: u32) -> Option<&Type> {
+        self.types.get(id as usize)
+    }
+
+    /// Follows typedefs, qualifiers and type tags to the underlying type id.
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.ty(id) {
+                Some(ty)
+                    if matches!(
+                        ty.kind,
+                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
+                    id = ty.size_or_type
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    fn size_of(&self, id: u32) -> u32 {
+        let id = self.resolve(id);
+        match self.ty(id) {
+            Some(ty) => match ty.kind {
+                KIND_PTR => 8,
+                KIND_ARRAY => {
+                    let (elem, count) = ty.array.unwrap_or((0, 0));
+                    self.size_of(elem).saturating_mul(count)
+                }
+                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => {
+                    ty.size_or_type
+                }
+                _ => 0,
+            },
+            None => 0,
+        }
+    }
+
+    fn kind_of(&self, id: u32) -> MemberKind {
+        match self.ty(self.resolve(id)).map(|ty| ty.kind) {
+            Some(KIND_INT) => MemberKind::Int,
+            Some(KIND_PTR) => MemberKind::Pointer,
+            Some(KIND_STRUCT) => MemberKind::Struct,
+            Some(KIND_UNION) => MemberKind::Union,
+            Some(KIND_ENUM | KIND_ENUM64) => MemberKind::Enum,
+            Some(KIND_ARRAY) => MemberKind::Array,
+            _ => MemberKind::Other,
+        }
+    }
+
+    /// Whether a function named `name` exists (e.g. `bpf_iter_task_file`, which an iterator target
+    /// declares).
+    pub fn has_func(&self, name: &str) -> bool {
+        self.types.iter().any(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
+    }
+
+    /// Whether the struct `strukt` exists.
+    pub fn has_struct(&self, strukt: &str) -> bool {
+        self.structs_by_name.contains_key(strukt)
+    }
+
+    /// Finds `strukt.member`, looking inside anonymous struct/union members too.
+    pub fn member(&self, strukt: &str, member: &str) -> Result<Member, BtfError> {
+        let &id = self
+            .structs_by_name
+            .get(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        match self.find_member(id, member, 0, 0)? {
+            Some(found) => Ok(found),
+            None => Err(BtfError::NoMember { strukt: strukt.to_owned(), member: member.to_owned() }),
+        }
+    }
+
+    /// Like [`Btf::member`] for a union or struct found by name among all composite types
+    /// (e.g. `bpf_iter_link_info`, a union).
+    pub fn composite_has_member(&self, name: &str, member: &str) -> bool {
+        self.types.iter().enumerate().any(|(id, ty)| {
+            matches!(ty.kind, KIND_STRUCT | KIND_UNION)
+                && self.name(ty.name) == name
+                && matches!(self.find_member(id as u32, member, 0, 0), Ok(Some(_)))
+        })
+    }
+
+    fn find_member(
+        &self,
+        id: u32,
+        wanted: &str,
+        base_bits: u32,
+        depth: u32,
+    ) -> Result<Option<Member>, BtfError> {
+        let Some(ty) = self.ty(self.resolve(id)) else { return Ok(None) };
+        if depth > 8 {
+            return Ok(None);
+        }
+        for member in &ty.members {
+            let bits = base_bits + member.bit_offset;
+            let name = self.name(member.name);
+            if name == wanted {
+                if member.bitfield_size != 0 || bits % 8 != 0 {
+                    return Err(BtfError::Bitfield {
+                        strukt: self.name(ty.name).to_owned(),
+                        member: wanted.to_owned(),
+                    });
+                }
+                return Ok(Some(Member {
+                    offset: bits / 8,
+                    size: self.size_of(member.type_id),
+                    kind: self.kind_of(member.type_id),
+                }));
+            }
+            if name.is_empty()
+                && matches!(self.kind_of(member.type_id), MemberKind::Struct | MemberKind::Union)
+            {
+                if let Some(found) = self.find_member(member.type_id, wanted, bits, depth + 1)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds little-endian BTF from (name, info, size_or_type, extra words) records.
+    fn blob(types: &[(&str, u32, u32, Vec<u32>)], extra_names: &[&str]) -> Vec<u8> {
+        let mut strings = vec![0u8];
+        let mut offsets = HashMap::new();
+        for name in types.iter().map(|t| t.0).chain(extra_names.iter().copied()) {
+            if !name.is_empty() && !offsets.contains_key(name) {
+                offsets.insert(name.to_owned(), strings.len() as u32);
+                strings.extend_from_slice(name.as_bytes());
+                strings.push(0);
+            }
+        }
+        let name_off = |name: &str| if name.is_empty() { 0 } else { offsets[name] };
+        let mut type_data = Vec::new();
+        for (name, info, size, extra) in types {
+            for word in [name_off(name), *info, *size] {
+                type_data.extend_from_slice(&word.to_le_bytes());
+            }
+            for word in extra {
+                type_data.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&[1, 0]);
+        for word in [24u32, 0, type_data.len() as u32, type_data.len() as u32, strings.len() as u32] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&type_data);
+        out.extend_from_slice(&strings);
+        out
+    }
+
+    fn info(kind: u32, vlen: u32, kind_flag: bool) -> u32 {
+        (u32::from(kind_flag) << 31) | (kind << 24) | vlen
+    }
+
+    /// `struct file { unsigned int f_flags; union { loff_t f_pos; }; unsigned int bits:3; }` and
+    /// `struct task_struct { struct file *files; }`, member names resolved through the string table.
+    fn sample() -> Btf {
+        let names = ["f_flags", "f_pos", "bits", "files"];
+        let mut offsets = HashMap::new();
+        let mut at = 1u32;
+        // Names are laid out in first-use order: type names first, then member names.
+        for name in ["unsigned int", "long", "loff_t", "file", "task_struct"].iter().chain(names.iter()) {
+            offsets.insert(*name, at);
+            at += name.len() as u32 + 1;
+        }
+        let m = |name: &str| offsets[name];
+        let types = vec![
+            ("unsigned int", info(KIND_INT, 0, false), 4, vec![32]),
+            ("long", info(KIND_INT, 0, false), 8, vec![64]),
+            ("loff_t", info(KIND_TYPEDEF, 0, false), 2, vec![]),
+            ("", info(KIND_UNION, 1, false), 8, vec![m("f_pos"), 3, 0]),
+            (
+                "file",
+                info(KIND_STRUCT, 3, true),
+                24,
+                vec![m("f_flags"), 1, 0, 0, 4, 64, m("bits"), 1, (3 << 24) | 128],
+            ),
+            ("", info(KIND_PTR, 0, false), 5, vec![]),
+            ("task_struct", info(KIND_STRUCT, 1, false), 8, vec![m("files"), 6, 0]),
+        ];
+        Btf::parse(&blob(&types, &names)).expect("sample BTF parses")
+    }
+
+    #[test]
+    fn finds_plain_members_and_members_of_anonymous_unions() {
+        let btf = sample();
+        assert_eq!(btf.member("file", "f_flags").unwrap(), Member { offset: 0, size: 4, kind: MemberKind::Int });
+        assert_eq!(btf.member("file", "f_pos").unwrap(), Member { offset: 8, size: 8, kind: MemberKind::Int });
+        assert_eq!(
+            btf.member("task_struct", "files").unwrap(),
+            Member { offset: 0, size: 8, kind: MemberKind::Pointer }
+        );
+    }
+
+    #[test]
+    fn missing_structs_members_and_bitfields_are_named_errors() {
+        let btf = sample();
+        assert!(matches!(btf.member("inode", "i_ino"), Err(BtfError::NoStruct(s)) if s == "inode"));
+        let error = btf.member("file", "f_count").unwrap_err();
+        assert_eq!(error.to_string(), "BTF struct `file` has no member `f_count`");
+        assert!(matches!(btf.member("file", "bits"), Err(BtfError::Bitfield { .. })));
+    }
+
+    #[test]
+    fn malformed_data_is_an_error_not_a_panic() {
+        assert!(matches!(Btf::parse(b""), Err(BtfError::Malformed(_))));
+        assert!(matches!(Btf::parse(&[0u8; 64]), Err(BtfError::Malformed(_))));
+        let mut good = blob(&[("int", info(KIND_INT, 0, false), 4, vec![32])], &[]);
+        assert!(Btf::parse(&good).is_ok());
+        // Cut inside the type record: the header still claims the full section.
+        good.truncate(24 + 8);
+        assert!(matches!(Btf::parse(&good), Err(BtfError::Malformed(_))));
+    }
+}

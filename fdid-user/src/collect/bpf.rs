@@ -1,0 +1,278 @@
+//! The BPF collector: loads the `iter/task_file` program, attaches it (with the kernel's pid filter when
+//! asked for specific processes), and decodes its record stream.
+
+use std::{
+    fs::File,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    path::PathBuf,
+    time::Instant,
+};
+
+use aya::{Btf as AyaBtf, Ebpf, EbpfLoader, Pod, programs::Iter};
+use fdid_ebpf::{CONFIG_GLOBAL, FdRecord, IterConfig, PROGRAM_NAME};
+
+use super::{Collection, Source, Target};
+use crate::{
+    btf::{self, Btf},
+    offsets::{KernelLayout, LayoutError},
+    record,
+};
+
+/// The program, built by `cargo xtask build-ebpf` and embedded at compile time.
+static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("FDID_BPF_OBJECT_PATH"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf::BtfError),
+    #[error("kernel BTF: {0}")]
+    Layout(#[from] LayoutError),
+    #[error("this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)")]
+    NoTaskFileIterator,
+    #[error("cannot load the BPF object: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error("the BPF object has no program `{PROGRAM_NAME}`")]
+    MissingProgram,
+    #[error("the kernel refused the BPF program: {0}")]
+    Load(#[source] aya::programs::ProgramError),
+    #[error("{call} failed: {source}")]
+    Syscall {
+        call: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the iterator: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("no random key: {0}")]
+    Random(String),
+}
+
+/// How to load the program.
+#[derive(Clone, Debug)]
+pub struct BpfOptions {
+    /// Where the kernel's BTF is (offsets are resolved from it).
+    pub btf_path: PathBuf,
+    /// Mask applied to the pointer hashes; all ones except in tests that force collisions.
+    pub hash_mask: u64,
+    /// Forward the program's aya-log messages to the `log` crate.
+    pub forward_logs: bool,
+}
+
+impl Default for BpfOptions {
+    fn default() -> Self {
+        Self {
+            btf_path: PathBuf::from(btf::VMLINUX_BTF),
+            hash_mask: u64::MAX,
+            forward_logs: false,
+        }
+    }
+}
+
+/// `IterConfig` as a global for aya; the newtype exists only to implement aya's `Pod` for a type of
+/// another crate.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ConfigGlobal(IterConfig);
+
+// SAFETY: IterConfig is repr(C), made of integers only, with explicit padding and no implicit padding
+// (its size is asserted in fdid-ebpf): any byte pattern is a valid value.
+unsafe impl Pod for ConfigGlobal {}
+
+/// Walks the processes of `target` with the BPF iterator.
+pub fn collect(target: &Target, options: &BpfOptions) -> Result<Collection, BpfError> {
+    let started = Instant::now();
+    let btf = Btf::from_file(&options.btf_path)?;
+    if !btf.has_func("bpf_iter_task_file") {
+        return Err(BpfError::NoTaskFileIterator);
+    }
+    let layout = KernelLayout::resolve(&btf)?;
+
+    // With a single target process on a kernel whose link cannot filter, the program filters itself.
+    let program_filter = match target {
+        Target::Pids(pids) if pids.len() == 1 && !layout.kernel_pid_filter => pids[0],
+        _ => 0,
+    };
+    let config = ConfigGlobal(IterConfig {
+        hash_key: random_key()?,
+        hash_mask: options.hash_mask,
+        refs_bias: layout.refs_bias,
+        filter_tgid: program_filter,
+        _pad: 0,
+        offsets: layout.offsets,
+    });
+    let mut ebpf = EbpfLoader::new()
+        .override_global(CONFIG_GLOBAL, &config, true)
+        .load(BPF_OBJECT)
+        .map_err(BpfError::Object)?;
+    let logger = if options.forward_logs {
+        match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(error) => {
+                log::debug!("BPF log forwarding unavailable: {error}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let program = load_program(&mut ebpf, &options.btf_path)?;
+
+    let mut records = Vec::new();
+    let kernel_filtered = match target {
+        Target::Pids(pids) if layout.kernel_pid_filter => {
+            for &pid in pids {
+                read_iterator(program, Some(pid), &mut records)?;
+            }
+            true
+        }
+        Target::Pids(pids) => {
+            read_iterator(program, None, &mut records)?;
+            records.retain(|r| pids.contains(&r.tgid));
+            false
+        }
+        Target::All => {
+            read_iterator(program, None, &mut records)?;
+            false
+        }
+    };
+    if let Some(mut logger) = logger {
+        logger.flush();
+    }
+    Ok(Collection { records, source: Source::Bpf, kernel_filtered, elapsed: started.elapsed() })
+}
+
+fn load_program<'a>(ebpf: &'a mut Ebpf, btf_path: &std::path::Path) -> Result<BorrowedFd<'a>, BpfError> {
+    let program: &mut Iter = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(BpfError::MissingProgram)?
+        .try_into()
+        .map_err(BpfError::Load)?;
+    let kernel_btf = AyaBtf::parse_file(btf_path, aya::Endianness::default())
+        .map_err(|error| BpfError::Object(error.into()))?;
+    program.load("task_file", &kernel_btf).map_err(BpfError::Load)?;
+    let fd = program.fd().map_err(BpfError::Load)?;
+    Ok(fd.as_fd())
+}
+
+/// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator
+/// instance on it and decodes everything it writes.
+fn read_iterator(program: BorrowedFd<'_>, pid: Option<u32>, records: &mut Vec<FdRecord>) -> Result<(), BpfError> {
+    let link = sys::iter_link_create(program, pid).map_err(|source| BpfError::Syscall {
+        call: "BPF_LINK_CREATE (iter/task_file)",
+        source,
+    })?;
+    let iterator = sys::iter_create(link.as_fd()).map_err(|source| BpfError::Syscall {
+        call: "BPF_ITER_CREATE",
+        source,
+    })?;
+    record::read_all(File::from(iterator), |r| records.push(r)).map_err(BpfError::Read)?;
+    Ok(())
+}
+
+fn random_key() -> Result<[u64; 2], BpfError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| BpfError::Random(error.to_string()))?;
+    let (low, high) = bytes.split_at(8);
+    Ok([
+        u64::from_le_bytes(low.try_into().expect("8 bytes")),
+        u64::from_le_bytes(high.try_into().expect("8 bytes")),
+    ])
+}
+
+/// The two `bpf(2)` commands aya 0.14 cannot issue with the arguments fdid needs.
+mod sys {
+    use super::*;
+
+    const BPF_LINK_CREATE: libc::c_long = 28;
+    const BPF_ITER_CREATE: libc::c_long = 33;
+    const BPF_TRACE_ITER: u32 = 28;
+
+    /// `union bpf_iter_link_info` (uapi): the `task` variant, padded to the union's 16 bytes.
+    #[repr(C)]
+    #[derive(Default)]
+    struct IterLinkInfoTask {
+        tid: u32,
+        pid: u32,
+        pid_fd: u32,
+        _pad: u32,
+    }
+
+    /// The `link_create` member of `union bpf_attr` (uapi), up to `iter_info_len`, zero-padded.
+    #[repr(C)]
+    #[derive(Default)]
+    struct LinkCreateAttr {
+        prog_fd: u32,
+        target_fd: u32,
+        attach_type: u32,
+        flags: u32,
+        iter_info: u64,
+        iter_info_len: u32,
+        _pad: [u32; 9],
+    }
+
+    /// The `iter_create` member of `union bpf_attr` (uapi).
+    #[repr(C)]
+    #[derive(Default)]
+    struct IterCreateAttr {
+        link_fd: u32,
+        flags: u32,
+    }
+
+    fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
+        // SAFETY: `attr` is a live, zero-initialised repr(C) prefix of `union bpf_attr` of the size we
+        // pass; the kernel zero-extends shorter attrs and only reads what the command defines.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), std::mem::size_of::<T>())
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: on success both commands return a new fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    }
+
+    /// `BPF_LINK_CREATE` for an iterator program; with `pid`, the kernel walks only that process
+    /// (`bpf_iter_link_info.task.pid`, 6.1+).
+    pub fn iter_link_create(program: BorrowedFd<'_>, pid: Option<u32>) -> std::io::Result<OwnedFd> {
+        let info = IterLinkInfoTask { pid: pid.unwrap_or(0), ..Default::default() };
+        let mut attr = LinkCreateAttr {
+            prog_fd: program.as_raw_fd() as u32,
+            attach_type: BPF_TRACE_ITER,
+            ..Default::default()
+        };
+        if pid.is_some() {
+            attr.iter_info = std::ptr::from_ref(&info) as u64;
+            attr.iter_info_len = std::mem::size_of::<IterLinkInfoTask>() as u32;
+        }
+        bpf(BPF_LINK_CREATE, &mut attr)
+    }
+
+    /// `BPF_ITER_CREATE`: a readable instance of the iterator behind `link`.
+    pub fn iter_create(link: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+        let mut attr = IterCreateAttr { link_fd: link.as_raw_fd() as u32, flags: 0 };
+        bpf(BPF_ITER_CREATE, &mut attr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::Hasher as _;
+
+    use fdid_ebpf::siphash::siphash24_u64;
+
+    /// The program's hash is standard SipHash-2-4 of the pointer's 8 little-endian bytes.
+    #[test]
+    fn the_pointer_hash_is_siphash_2_4() {
+        let keys = super::random_key().unwrap();
+        for pointer in [0u64, 1, 0xffff_8880_0123_4567, u64::MAX, keys[0] ^ keys[1]] {
+            let mut reference = siphasher::sip::SipHasher24::new_with_keys(keys[0], keys[1]);
+            reference.write(&pointer.to_le_bytes());
+            assert_eq!(siphash24_u64(keys, pointer), reference.finish(), "pointer {pointer:#x}");
+        }
+    }
+
+    #[test]
+    fn every_run_gets_a_new_key() {
+        assert_ne!(super::random_key().unwrap(), super::random_key().unwrap());
+    }
+}
