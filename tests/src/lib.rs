@@ -1,0 +1,109 @@
+//! Support for fdid's integration tests: scenario processes with known fds, the BPF survey with the
+//! CI rule (fail, never skip, under `CI=true`), and kcmp ground truth.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, ChildStdin, Command, Stdio},
+};
+
+use fdid::{
+    collect::{Collection, Target, bpf, procfs},
+    record::FdRecord,
+};
+
+/// A running `fdid-scenario` process and the facts it printed (fd numbers, child pids).
+pub struct Scenario {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    facts: HashMap<String, u32>,
+}
+
+impl Scenario {
+    /// Starts `fdid-scenario ARGS` and waits until its fds are in place.
+    pub fn start(binary: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start fdid-scenario");
+        let stdin = child.stdin.take();
+        let mut facts = HashMap::new();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        for line in stdout.lines() {
+            let line = line.expect("read scenario output");
+            if line == "ready" {
+                break;
+            }
+            let (name, value) = line.split_once(' ').expect("`name value` line");
+            facts.insert(name.to_owned(), value.parse().expect("numeric fact"));
+        }
+        assert!(facts.contains_key("pid"), "scenario {args:?} did not start");
+        Self { child, stdin, facts }
+    }
+
+    /// A fact the scenario printed, e.g. `fact("file_dup")`.
+    pub fn fact(&self, name: &str) -> u32 {
+        *self.facts.get(name).unwrap_or_else(|| panic!("scenario has no fact `{name}`"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.fact("pid")
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether tests run in CI, where a BPF test must fail rather than skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// Why BPF cannot work here, if an obvious reason exists.
+fn bpf_unavailable_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (loading BPF needs CAP_BPF and CAP_PERFMON)".to_owned());
+    }
+    if !Path::new(fdid::btf::VMLINUX_BTF).exists() {
+        return Some(format!("{} is missing (kernel without BTF)", fdid::btf::VMLINUX_BTF));
+    }
+    None
+}
+
+/// Surveys `target` with the real BPF program. Outside CI, on a machine that obviously cannot load it,
+/// prints why and returns `None` (the test then skips); in CI, or for any other failure, panics.
+pub fn bpf_survey(target: &Target, options: &bpf::BpfOptions) -> Option<Collection> {
+    match bpf::collect(target, options) {
+        Ok(collection) => Some(collection),
+        Err(error) => match bpf_unavailable_reason() {
+            Some(reason) if !in_ci() => {
+                eprintln!("SKIPPED: BPF test cannot run here: {reason} ({error})");
+                None
+            }
+            _ => panic!("BPF survey failed{}: {error:#}", if in_ci() { " (CI=true: BPF tests must run)" } else { "" }),
+        },
+    }
+}
+
+/// Surveys `target` from procfs (the independent oracle).
+pub fn procfs_survey(target: &Target) -> Collection {
+    procfs::collect(target).expect("procfs survey")
+}
+
+/// The records of one process, keyed by fd.
+pub fn by_fd(collection: &Collection, pid: u32) -> HashMap<u32, FdRecord> {
+    collection.records.iter().filter(|r| r.tgid == pid).map(|r| (r.fd, *r)).collect()
+}
+
+/// Ground truth straight from the kernel: do these two fds share one open file description?
+pub fn kcmp_same(pid1: u32, fd1: u32, pid2: u32, fd2: u32) -> bool {
+    fdid::kcmp::same_file(pid1, fd1, pid2, fd2).expect("kcmp(KCMP_FILE)")
+}
