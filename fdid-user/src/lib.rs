@@ -2,23 +2,43 @@
 //! same open file description — the kernel's `struct file` — shared by fork, dup, SCM_RIGHTS,
 //! pidfd_getfd or inheritance across exec.
 //!
-//! The pipeline, one module per stage:
+//! [`Survey::run`] runs the whole pipeline; each stage is its own module:
 //! 1. [`collect`]: one [`FdRecord`] per fd, from the BPF `iter/task_file` program ([`collect::bpf`]) or
 //!    from procfs ([`collect::procfs`]);
-//! 2. [`group`]: which records are one open file description;
-//! 3. [`report`]: a table for people.
+//! 2. [`verify`]: which records are one open file description — pointer-hash evidence, confirmed with
+//!    `kcmp(KCMP_FILE)` where it is ambiguous;
+//! 3. [`tree`]: CRIU's genid tree hands out the ids ([`OpenFileId`] = genid << 32 | subid);
+//! 4. [`report`]: table, JSON or DOT; [`check`]: the CI gate.
 //!
 //! Supporting modules: [`btf`] and [`offsets`] find kernel struct members in the running kernel's BTF,
-//! [`record`] decodes the iterator's stream, [`kcmp`] asks the kernel directly, [`proc`] reads names and
-//! paths for display.
+//! [`record`] decodes the iterator's stream, [`kcmp`] asks the kernel directly, [`proc`] reads names,
+//! paths and the process tree.
+//!
+//! ```no_run
+//! use fdid::{Scope, Survey, SurveyOptions, VerifyMode};
+//!
+//! let mut options = SurveyOptions::new(Scope::trees([1234]));
+//! options.verify = VerifyMode::All;
+//! let survey = Survey::run(&options)?;
+//! for file in survey.shared_files() {
+//!     println!("{}: {} holders, {} references", file.id, file.holders.len(), file.refs);
+//! }
+//! # Ok::<(), fdid::survey::SurveyError>(())
+//! ```
 
 pub mod btf;
+pub mod check;
 pub mod collect;
-pub mod group;
 pub mod kcmp;
 pub mod offsets;
 pub mod proc;
 pub mod record;
 pub mod report;
+pub mod survey;
+pub mod tree;
+pub mod verify;
 
 pub use record::FdRecord;
+pub use survey::{OpenFile, Scope, Survey, SurveyFd, SurveyOptions};
+pub use tree::OpenFileId;
+pub use verify::VerifyMode;

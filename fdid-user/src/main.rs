@@ -1,54 +1,143 @@
 //! `fdid`: which file descriptors share one open file description. Thin CLI over the `fdid` library.
 
 use std::{
+    collections::BTreeSet,
     io::{self, BufWriter, Write},
     process::ExitCode,
 };
 
-use anyhow::{Context as _, Result, bail};
-use clap::{Parser, ValueEnum};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use fdid::{
-    collect::{self, Collection, Target, bpf::BpfOptions},
-    group, proc, report,
+    Scope, Survey, SurveyOptions, VerifyMode,
+    check::{self, CheckPolicy},
+    collect::bpf::BpfOptions,
+    report,
+    survey::CollectorKind,
 };
 
 #[derive(Parser)]
-#[command(name = "fdid", version, about = "Which file descriptors share one open file description")]
+#[command(
+    name = "fdid",
+    version,
+    about = "Which file descriptors share one open file description",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
-    /// Survey only this process (repeatable); without it, every process.
-    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
-    pids: Vec<u32>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    survey: SurveyArgs,
     /// Also list descriptions held by a single fd.
     #[arg(long)]
     all: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long, conflicts_with = "dot")]
+    json: bool,
+    /// Print a Graphviz graph of processes and the descriptions they share.
+    #[arg(long)]
+    dot: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CI gate: exit 1 when the scope shares an open file description with a process outside the
+    /// allowed set, 0 when not, 2 on errors.
+    Check {
+        #[command(flatten)]
+        survey: SurveyArgs,
+        /// Sharing with this process is allowed (repeatable).
+        #[arg(long = "allow-shared-with", value_name = "PID")]
+        allowed: Vec<u32>,
+        /// Report descriptions shared with ancestors too (inherited), except on fds 0-2.
+        #[arg(long)]
+        no_inherited: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct SurveyArgs {
+    /// Survey only this process (repeatable); without it, every process.
+    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    pids: Vec<u32>,
+    /// With --pid: include the processes' descendants.
+    #[arg(long, requires = "pids")]
+    tree: bool,
+    /// Which fds to confirm with kcmp(KCMP_FILE).
+    #[arg(long, value_enum, default_value_t = VerifyArg::Ambiguous)]
+    verify: VerifyArg,
     /// Where the records come from.
-    #[arg(long, value_enum, default_value_t = CollectorChoice::Bpf)]
-    collector: CollectorChoice,
+    #[arg(long, value_enum, default_value_t = CollectorArg::Bpf)]
+    collector: CollectorArg,
     /// Show debug messages, including the BPF program's own log.
     #[arg(short, long)]
     verbose: bool,
+    /// Test knob: keep only this many bits of the pointer hash, to force collisions.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=64))]
+    hash_bits: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum CollectorChoice {
+enum VerifyArg {
+    /// Confirm only ambiguous matches (see the README).
+    Ambiguous,
+    /// Confirm every fd that joins another.
+    All,
+    /// Trust the pointer hashes.
+    None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CollectorArg {
     /// The BPF task_file iterator.
     Bpf,
     /// /proc/PID/fd and fdinfo (slow; groups with kcmp).
     Procfs,
 }
 
+impl SurveyArgs {
+    fn options(&self, whole_system: bool) -> SurveyOptions {
+        let scope = if self.tree { Scope::trees(self.pids.clone()) } else { Scope::pids(self.pids.clone()) };
+        let mut options = SurveyOptions::new(scope);
+        options.verify = match self.verify {
+            VerifyArg::Ambiguous => VerifyMode::Ambiguous,
+            VerifyArg::All => VerifyMode::All,
+            VerifyArg::None => VerifyMode::None,
+        };
+        options.collector = match self.collector {
+            CollectorArg::Bpf => CollectorKind::Bpf,
+            CollectorArg::Procfs => CollectorKind::Procfs,
+        };
+        options.bpf = BpfOptions {
+            forward_logs: self.verbose,
+            hash_mask: match self.hash_bits {
+                Some(bits) if bits < 64 => (1u64 << bits) - 1,
+                _ => u64::MAX,
+            },
+            ..BpfOptions::default()
+        };
+        options.whole_system = whole_system;
+        options
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = match &cli.command {
+        Some(Command::Check { survey, .. }) => survey.verbose,
+        None => cli.survey.verbose,
+    };
     env_logger::Builder::new()
-        .filter_level(if cli.verbose { log::LevelFilter::Debug } else { log::LevelFilter::Warn })
+        .filter_level(if verbose { log::LevelFilter::Debug } else { log::LevelFilter::Warn })
         .format_timestamp(None)
         .init();
     // The survey blocks in read(2) on the iterator; run it off the runtime so Ctrl-C is answered.
-    let survey = tokio::task::spawn_blocking(move || run(&cli));
+    let work = tokio::task::spawn_blocking(move || run(&cli));
     tokio::select! {
-        joined = survey => match joined {
-            Ok(Ok(())) => ExitCode::SUCCESS,
+        joined = work => match joined {
+            Ok(Ok(code)) => code,
             Ok(Err(error)) if is_broken_pipe(&error) => ExitCode::SUCCESS,
             Ok(Err(error)) => {
                 eprintln!("fdid: error: {error:#}");
@@ -64,46 +153,61 @@ async fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<io::Error>()
-        .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
+    error.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
-fn run(cli: &Cli) -> Result<()> {
-    let target = target(&cli.pids)?;
-    let collection = collect(cli, &target)?;
-    let descriptions = group::group(&collection);
-    let mut out = BufWriter::new(io::stdout().lock());
-    report::write_table(&mut out, &collection, &descriptions, cli.all)?;
-    out.flush()?;
-    Ok(())
-}
-
-fn target(pids: &[u32]) -> Result<Target> {
-    if pids.is_empty() {
-        return Ok(Target::All);
-    }
-    for &pid in pids {
-        match proc::pid_kind(pid) {
-            proc::PidKind::Process => {}
-            proc::PidKind::Thread { tgid } => {
-                bail!("{pid} is a thread of process {tgid}, not a process: use --pid {tgid}")
+fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        None => {
+            let survey = Survey::run(&cli.survey.options(false)).context("survey")?;
+            let mut out = BufWriter::new(io::stdout().lock());
+            if cli.json {
+                report::json::write(&mut out, &survey)?;
+            } else if cli.dot {
+                report::dot::write(&mut out, &survey)?;
+            } else {
+                report::table::write(&mut out, &survey, cli.all)?;
             }
-            proc::PidKind::Missing => bail!("no process with pid {pid}"),
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
-    }
-    let mut pids = pids.to_vec();
-    pids.sort_unstable();
-    pids.dedup();
-    Ok(Target::Pids(pids))
-}
-
-fn collect(cli: &Cli, target: &Target) -> Result<Collection> {
-    match cli.collector {
-        CollectorChoice::Bpf => {
-            let options = BpfOptions { forward_logs: cli.verbose, ..BpfOptions::default() };
-            collect::bpf::collect(target, &options).context("BPF collector")
+        Some(Command::Check { survey: args, allowed, no_inherited }) => {
+            if args.pids.is_empty() {
+                anyhow::bail!("check needs --pid: which processes to check");
+            }
+            let survey = Survey::run(&args.options(true)).context("survey")?;
+            let scope: BTreeSet<u32> =
+                survey.fds.iter().filter(|f| f.in_scope).map(|f| f.record.tgid).chain(args.pids.iter().copied()).collect();
+            let policy = CheckPolicy { allowed: allowed.iter().copied().collect(), no_inherited: *no_inherited };
+            let violations = check::violations(&survey, &scope, &policy);
+            let mut out = BufWriter::new(io::stdout().lock());
+            let mut names = report::Names::default();
+            for violation in &violations {
+                let file = &survey.files[violation.file];
+                let first = survey.fds[file.holders[0]].record;
+                let (pid, fd) = violation.holder;
+                let outsiders: Vec<String> = violation
+                    .outsiders
+                    .iter()
+                    .map(|&(pid, fd)| format!("{}({pid}):{fd}", names.comm(pid)))
+                    .collect();
+                let path = names.path(&survey, file);
+                writeln!(
+                    out,
+                    "fd {fd} of {}({pid}) ({} {path}, id {}) is also held by {}",
+                    names.comm(pid),
+                    report::file_type(first.mode),
+                    file.id,
+                    outsiders.join(", ")
+                )?;
+            }
+            if violations.is_empty() {
+                writeln!(out, "ok: {} processes share no open file description outside the allowed set", scope.len())?;
+            }
+            out.flush()?;
+            Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        CollectorChoice::Procfs => collect::procfs::collect(target).context("procfs collector"),
     }
 }

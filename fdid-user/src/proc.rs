@@ -38,3 +38,57 @@ pub fn pid_kind(pid: u32) -> PidKind {
         None => PidKind::Missing,
     }
 }
+
+/// The parent of every process (`/proc/PID/stat`, field 4), for `--tree` and ancestor checks.
+pub fn parents() -> std::collections::HashMap<u32, u32> {
+    let mut parents = std::collections::HashMap::new();
+    let Ok(entries) = fs::read_dir("/proc") else { return parents };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            parents.insert(pid, ppid);
+        }
+    }
+    parents
+}
+
+/// The parent of one process, `None` when it is gone.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `roots` and all their descendants.
+pub fn with_descendants(roots: &[u32]) -> Vec<u32> {
+    let parents = parents();
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for (&pid, &ppid) in &parents {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack: Vec<u32> = roots.to_vec();
+    while let Some(pid) = stack.pop() {
+        if seen.insert(pid) {
+            stack.extend(children.get(&pid).into_iter().flatten().copied());
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// The ancestors of `pid` (parent, grandparent, … up to init), nearest first.
+pub fn ancestors(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut current = pid;
+    while let Some(parent) = parent_of(current) {
+        if parent == 0 || out.contains(&parent) {
+            break;
+        }
+        out.push(parent);
+        current = parent;
+    }
+    out
+}

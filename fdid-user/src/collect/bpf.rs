@@ -43,6 +43,8 @@ pub enum BpfError {
     },
     #[error("reading the iterator: {0}")]
     Read(#[source] std::io::Error),
+    #[error("the program was loaded to filter on process {0}; it cannot walk every process")]
+    FilteredProgram(u32),
     #[error("no random key: {0}")]
     Random(String),
 }
@@ -78,70 +80,109 @@ struct ConfigGlobal(IterConfig);
 // (its size is asserted in fdid-ebpf): any byte pattern is a valid value.
 unsafe impl Pod for ConfigGlobal {}
 
-/// Walks the processes of `target` with the BPF iterator.
-pub fn collect(target: &Target, options: &BpfOptions) -> Result<Collection, BpfError> {
-    let started = Instant::now();
-    let btf = Btf::from_file(&options.btf_path)?;
-    if !btf.has_func("bpf_iter_task_file") {
-        return Err(BpfError::NoTaskFileIterator);
-    }
-    let layout = KernelLayout::resolve(&btf)?;
-
-    // With a single target process on a kernel whose link cannot filter, the program filters itself.
-    let program_filter = match target {
-        Target::Pids(pids) if pids.len() == 1 && !layout.kernel_pid_filter => pids[0],
-        _ => 0,
-    };
-    let config = ConfigGlobal(IterConfig {
-        hash_key: random_key()?,
-        hash_mask: options.hash_mask,
-        refs_bias: layout.refs_bias,
-        filter_tgid: program_filter,
-        _pad: 0,
-        offsets: layout.offsets,
-    });
-    let mut ebpf = EbpfLoader::new()
-        .override_global(CONFIG_GLOBAL, &config, true)
-        .load(BPF_OBJECT)
-        .map_err(BpfError::Object)?;
-    let logger = if options.forward_logs {
-        match aya_log::EbpfLogger::init(&mut ebpf) {
-            Ok(logger) => Some(logger),
-            Err(error) => {
-                log::debug!("BPF log forwarding unavailable: {error}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let program = load_program(&mut ebpf, &options.btf_path)?;
-
-    let mut records = Vec::new();
-    let kernel_filtered = match target {
-        Target::Pids(pids) if layout.kernel_pid_filter => {
-            for &pid in pids {
-                read_iterator(program, Some(pid), &mut records)?;
-            }
-            true
-        }
-        Target::Pids(pids) => {
-            read_iterator(program, None, &mut records)?;
-            records.retain(|r| pids.contains(&r.tgid));
-            false
-        }
-        Target::All => {
-            read_iterator(program, None, &mut records)?;
-            false
-        }
-    };
-    if let Some(mut logger) = logger {
-        logger.flush();
-    }
-    Ok(Collection { records, source: Source::Bpf, kernel_filtered, elapsed: started.elapsed() })
+/// The loaded iterator program, ready to walk as often as asked (one key for all walks).
+pub struct BpfCollector {
+    ebpf: Ebpf,
+    layout: KernelLayout,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// Set when the program itself filters (kernels before 6.1, one target process).
+    program_filter: u32,
 }
 
-fn load_program<'a>(ebpf: &'a mut Ebpf, btf_path: &std::path::Path) -> Result<BorrowedFd<'a>, BpfError> {
+impl BpfCollector {
+    /// Resolves offsets from BTF, loads and verifies the program. `filter_hint` is the one process a
+    /// kernel without link pid filtering should make the program itself filter on, if any.
+    pub fn load(options: &BpfOptions, filter_hint: Option<u32>) -> Result<Self, BpfError> {
+        let btf = Btf::from_file(&options.btf_path)?;
+        if !btf.has_func("bpf_iter_task_file") {
+            return Err(BpfError::NoTaskFileIterator);
+        }
+        let layout = KernelLayout::resolve(&btf)?;
+        let program_filter = if layout.kernel_pid_filter { 0 } else { filter_hint.unwrap_or(0) };
+        let config = ConfigGlobal(IterConfig {
+            hash_key: random_key()?,
+            hash_mask: options.hash_mask,
+            refs_bias: layout.refs_bias,
+            filter_tgid: program_filter,
+            _pad: 0,
+            offsets: layout.offsets,
+        });
+        let mut ebpf = EbpfLoader::new()
+            .override_global(CONFIG_GLOBAL, &config, true)
+            .load(BPF_OBJECT)
+            .map_err(BpfError::Object)?;
+        let logger = if options.forward_logs {
+            match aya_log::EbpfLogger::init(&mut ebpf) {
+                Ok(logger) => Some(logger),
+                Err(error) => {
+                    log::debug!("BPF log forwarding unavailable: {error}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        load_program(&mut ebpf, &options.btf_path)?;
+        Ok(Self { ebpf, layout, logger, program_filter })
+    }
+
+    /// What was resolved from the kernel's BTF.
+    pub fn layout(&self) -> &KernelLayout {
+        &self.layout
+    }
+
+    /// Walks the processes of `target`.
+    pub fn collect(&mut self, target: &Target) -> Result<Collection, BpfError> {
+        let started = Instant::now();
+        let program = program_fd(&mut self.ebpf)?;
+        let mut records = Vec::new();
+        let kernel_filtered = match target {
+            Target::Pids(pids) if self.layout.kernel_pid_filter => {
+                for &pid in pids {
+                    read_iterator(program, Some(pid), &mut records)?;
+                }
+                true
+            }
+            Target::Pids(pids) => {
+                read_iterator(program, None, &mut records)?;
+                records.retain(|r| pids.contains(&r.tgid));
+                false
+            }
+            Target::All => {
+                read_iterator(program, None, &mut records)?;
+                if self.program_filter != 0 {
+                    // Cannot happen through Survey; say so rather than return a partial "whole system".
+                    return Err(BpfError::FilteredProgram(self.program_filter));
+                }
+                false
+            }
+        };
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+        Ok(Collection { records, source: Source::Bpf, kernel_filtered, elapsed: started.elapsed() })
+    }
+}
+
+/// Loads the program and walks the processes of `target` once.
+pub fn collect(target: &Target, options: &BpfOptions) -> Result<Collection, BpfError> {
+    let hint = match target {
+        Target::Pids(pids) if pids.len() == 1 => Some(pids[0]),
+        _ => None,
+    };
+    BpfCollector::load(options, hint)?.collect(target)
+}
+
+fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
+    let program: &mut Iter = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or(BpfError::MissingProgram)?
+        .try_into()
+        .map_err(BpfError::Load)?;
+    Ok(program.fd().map_err(BpfError::Load)?.as_fd())
+}
+
+fn load_program(ebpf: &mut Ebpf, btf_path: &std::path::Path) -> Result<(), BpfError> {
     let program: &mut Iter = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
@@ -149,9 +190,7 @@ fn load_program<'a>(ebpf: &'a mut Ebpf, btf_path: &std::path::Path) -> Result<Bo
         .map_err(BpfError::Load)?;
     let kernel_btf = AyaBtf::parse_file(btf_path, aya::Endianness::default())
         .map_err(|error| BpfError::Object(error.into()))?;
-    program.load("task_file", &kernel_btf).map_err(BpfError::Load)?;
-    let fd = program.fd().map_err(BpfError::Load)?;
-    Ok(fd.as_fd())
+    program.load("task_file", &kernel_btf).map_err(BpfError::Load)
 }
 
 /// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator

@@ -1,0 +1,68 @@
+//! Stage 4: reports of a [`Survey`] — a table for people, JSON for programs, DOT for pictures.
+
+pub mod dot;
+pub mod json;
+pub mod table;
+
+use std::collections::HashMap;
+
+use fdid_ebpf::{kernel_dev_major, kernel_dev_minor};
+
+use crate::{
+    proc,
+    survey::{OpenFile, Survey},
+};
+
+/// File type as lsof and lsfd name it, from `i_mode`.
+pub fn file_type(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "REG",
+        libc::S_IFDIR => "DIR",
+        libc::S_IFCHR => "CHR",
+        libc::S_IFBLK => "BLK",
+        libc::S_IFIFO => "FIFO",
+        libc::S_IFSOCK => "SOCK",
+        libc::S_IFLNK => "LINK",
+        // Anonymous inodes (eventfd, epoll, timerfd, …) have no type bits.
+        0 => "ANON",
+        _ => "?",
+    }
+}
+
+/// The access mode of open flags, as `r`, `w` or `rw`.
+pub fn access_mode(flags: u32) -> &'static str {
+    match flags as i32 & libc::O_ACCMODE {
+        libc::O_RDONLY => "r",
+        libc::O_WRONLY => "w",
+        _ => "rw",
+    }
+}
+
+/// `major:minor` of a kernel-encoded device number.
+pub fn dev_string(dev: u32) -> String {
+    format!("{}:{}", kernel_dev_major(dev), kernel_dev_minor(dev))
+}
+
+/// Names for display, looked up once per process and once per description.
+#[derive(Default)]
+pub struct Names {
+    comms: HashMap<u32, String>,
+}
+
+impl Names {
+    pub fn comm(&mut self, pid: u32) -> &str {
+        self.comms.entry(pid).or_insert_with(|| proc::comm(pid))
+    }
+
+    /// What the description is (`readlink` of its first holder still open), for display only.
+    pub fn path(&mut self, survey: &Survey, file: &OpenFile) -> String {
+        file.holders
+            .iter()
+            .find_map(|&h| {
+                let r = &survey.fds[h].record;
+                proc::fd_path(r.tid, r.fd)
+            })
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|| "?".to_owned())
+    }
+}

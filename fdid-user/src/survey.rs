@@ -1,0 +1,390 @@
+//! The whole pipeline behind one call: collect → shared fd tables → identify (verify) → ids.
+//!
+//! ```no_run
+//! use fdid::survey::{Scope, Survey, SurveyOptions};
+//!
+//! // Everything process 1234 holds, and who else holds the same open file descriptions.
+//! let survey = Survey::run(&SurveyOptions::new(Scope::pids([1234])))?;
+//! for file in survey.shared_files() {
+//!     let holders: Vec<String> = file
+//!         .holders
+//!         .iter()
+//!         .map(|&i| format!("{}:{}", survey.fds[i].record.tgid, survey.fds[i].record.fd))
+//!         .collect();
+//!     println!("{} is held by {}", file.id, holders.join(", "));
+//! }
+//! # Ok::<(), fdid::survey::SurveyError>(())
+//! ```
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    collect::{self, Collection, Source, Target, bpf::BpfOptions},
+    kcmp, proc,
+    record::FdRecord,
+    tree::{GenidTree, OpenFileId, make_genid},
+    verify::{self, Evidence, Kcmp, VerifyMode, VerifyStats},
+};
+
+/// Which processes a survey is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Empty: every process.
+    pub pids: Vec<u32>,
+    /// Include the descendants of `pids`.
+    pub tree: bool,
+}
+
+impl Scope {
+    /// Every process of the pid namespace.
+    pub fn system() -> Self {
+        Self::default()
+    }
+    /// These processes.
+    pub fn pids(pids: impl IntoIterator<Item = u32>) -> Self {
+        Self { pids: pids.into_iter().collect(), tree: false }
+    }
+    /// These processes and their descendants.
+    pub fn trees(pids: impl IntoIterator<Item = u32>) -> Self {
+        Self { pids: pids.into_iter().collect(), tree: true }
+    }
+    pub fn is_system(&self) -> bool {
+        self.pids.is_empty()
+    }
+}
+
+/// Where the records come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CollectorKind {
+    #[default]
+    Bpf,
+    Procfs,
+}
+
+/// Everything a survey can be told.
+#[derive(Clone, Debug)]
+pub struct SurveyOptions {
+    pub scope: Scope,
+    pub verify: VerifyMode,
+    pub collector: CollectorKind,
+    pub bpf: BpfOptions,
+    /// Walk the whole system even for a scoped survey (to see every holder outside the scope).
+    pub whole_system: bool,
+}
+
+impl SurveyOptions {
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            verify: VerifyMode::default(),
+            collector: CollectorKind::default(),
+            bpf: BpfOptions::default(),
+            whole_system: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    #[error("no process with pid {0}")]
+    NoSuchProcess(u32),
+    #[error("{pid} is a thread of process {tgid}, not a process: use --pid {tgid}")]
+    Thread { pid: u32, tgid: u32 },
+    #[error(transparent)]
+    Bpf(#[from] collect::bpf::BpfError),
+    #[error("procfs: {0}")]
+    Procfs(#[from] std::io::Error),
+}
+
+/// One fd of the survey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SurveyFd {
+    pub record: FdRecord,
+    pub id: OpenFileId,
+    /// Held by a process of the scope (false: an outside holder of a description the scope holds).
+    pub in_scope: bool,
+    /// Vanished before kcmp could confirm it (its description is its own).
+    pub unconfirmed: bool,
+}
+
+/// One open file description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    pub id: OpenFileId,
+    /// Indices into [`Survey::fds`].
+    pub holders: Vec<usize>,
+    /// The kernel's reference count (largest seen during the walk; 0 when unknown).
+    pub refs: u64,
+    /// References no fd explains (mmaps, SCM_RIGHTS in flight, io_uring…): `refs − holders`, known
+    /// only when the whole system was walked. Approximate: counts move while the walk runs.
+    pub hidden_refs: Option<u64>,
+    /// kcmp confirmed the holders.
+    pub confirmed: bool,
+}
+
+/// Processes sharing one fd table (CLONE_FILES without CLONE_THREAD): their fds are listed once, under
+/// the first pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedTable {
+    pub pids: Vec<u32>,
+}
+
+/// Counts and costs of a survey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SurveyStats {
+    pub source: Source,
+    /// The kernel walked only the scope's processes (BPF pid filter).
+    pub kernel_filtered: bool,
+    /// Every process was walked, so every holder and `hidden_refs` are known.
+    pub whole_system: bool,
+    pub verify: VerifyStats,
+    /// Time collecting (all walks).
+    pub collect_time: Duration,
+    /// Time for the whole survey.
+    pub elapsed: Duration,
+}
+
+/// The result of a survey.
+#[derive(Clone, Debug)]
+pub struct Survey {
+    pub fds: Vec<SurveyFd>,
+    pub files: Vec<OpenFile>,
+    pub shared_tables: Vec<SharedTable>,
+    pub stats: SurveyStats,
+    by_id: HashMap<OpenFileId, usize>,
+}
+
+impl Survey {
+    /// Collects and identifies everything `options` asks for.
+    pub fn run(options: &SurveyOptions) -> Result<Self, SurveyError> {
+        let started = Instant::now();
+        let scope = resolve_scope(&options.scope)?;
+        let mut collector = Collector::new(options)?;
+        let mut collection = match &scope {
+            None => collector.collect(&Target::All)?,
+            Some(pids) => collector.collect(&Target::Pids(pids.iter().copied().collect()))?,
+        };
+        let mut collect_time = collection.elapsed;
+        let mut whole_system = scope.is_none();
+
+        // A scoped survey walks the whole system too when someone outside may hold the same
+        // descriptions: always for procfs (no reference counts), for BPF when a description has more
+        // references than holders in the scope.
+        if let Some(pids) = &scope {
+            if options.whole_system || may_be_held_outside(&collection) {
+                let all = collector.collect(&Target::All)?;
+                collect_time += all.elapsed;
+                let kernel_filtered = collection.kernel_filtered;
+                collection = all;
+                collection.kernel_filtered = kernel_filtered;
+                whole_system = true;
+                keep_related(&mut collection, pids);
+            }
+        }
+
+        let shared_tables = merge_shared_tables(&mut collection.records, scope.as_ref());
+        let evidence = Evidence {
+            hashed: collection.source == Source::Bpf,
+            full_hash: options.bpf.hash_mask == u64::MAX,
+        };
+        let (descriptions, verify_stats) =
+            verify::identify(&collection.records, evidence, options.verify, &mut Kcmp);
+
+        let mut tree = GenidTree::new();
+        let mut fds: Vec<SurveyFd> = Vec::with_capacity(collection.records.len());
+        let mut slot_of_record = vec![usize::MAX; collection.records.len()];
+        let mut files = Vec::with_capacity(descriptions.len());
+        for description in &descriptions {
+            let first = &collection.records[description.fds[0]];
+            let dev = libc::makedev(
+                fdid_ebpf::kernel_dev_major(first.dev),
+                fdid_ebpf::kernel_dev_minor(first.dev),
+            );
+            let id = tree.add(make_genid(dev, first.ino, first.pos));
+            let mut holders = Vec::with_capacity(description.fds.len());
+            for &i in &description.fds {
+                let record = collection.records[i];
+                let in_scope = scope.as_ref().is_none_or(|pids| pids.contains(&record.tgid));
+                slot_of_record[i] = fds.len();
+                holders.push(fds.len());
+                fds.push(SurveyFd { record, id, in_scope, unconfirmed: description.unconfirmed });
+            }
+            let refs = description.fds.iter().map(|&i| collection.records[i].refs).max().unwrap_or(0);
+            let hidden_refs = (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64));
+            files.push(OpenFile { id, holders, refs, hidden_refs, confirmed: description.confirmed });
+        }
+        // Keep fds in walk order (process by process), not grouped by description.
+        let mut order: Vec<usize> = (0..fds.len()).collect();
+        order.sort_by_key(|&slot| {
+            let r = &fds[slot].record;
+            (r.tgid, r.tid, r.fd)
+        });
+        let mut new_slot = vec![0; fds.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_slot[old] = new;
+        }
+        let fds: Vec<SurveyFd> = order.iter().map(|&old| fds[old]).collect();
+        for file in &mut files {
+            for holder in &mut file.holders {
+                *holder = new_slot[*holder];
+            }
+        }
+        let by_id = files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        Ok(Self {
+            fds,
+            files,
+            shared_tables,
+            stats: SurveyStats {
+                source: collection.source,
+                kernel_filtered: collection.kernel_filtered,
+                whole_system,
+                verify: verify_stats,
+                collect_time,
+                elapsed: started.elapsed(),
+            },
+            by_id,
+        })
+    }
+
+    /// The description with this id.
+    pub fn file(&self, id: OpenFileId) -> Option<&OpenFile> {
+        self.by_id.get(&id).map(|&i| &self.files[i])
+    }
+
+    /// The id of `pid`'s fd `fd`.
+    pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
+        self.fds.iter().find(|f| f.record.tgid == pid && f.record.fd == fd).map(|f| f.id)
+    }
+
+    /// Descriptions held by more than one fd, or by an fd outside the scope.
+    pub fn shared_files(&self) -> impl Iterator<Item = &OpenFile> {
+        self.files.iter().filter(|f| f.holders.len() > 1)
+    }
+
+    /// Descriptions that have at least one holder in the scope.
+    pub fn files_in_scope(&self) -> impl Iterator<Item = &OpenFile> {
+        self.files.iter().filter(|f| f.holders.iter().any(|&h| self.fds[h].in_scope))
+    }
+
+    /// Other descriptions of the same inode (opened separately: two `open()`s of one file, the two
+    /// ends of one pipe).
+    pub fn same_inode(&self, id: OpenFileId) -> Vec<OpenFileId> {
+        let Some(file) = self.file(id) else { return Vec::new() };
+        let key = |f: &OpenFile| {
+            let r = &self.fds[f.holders[0]].record;
+            (r.dev, r.ino)
+        };
+        let wanted = key(file);
+        self.files.iter().filter(|f| f.id != id && key(f) == wanted).map(|f| f.id).collect()
+    }
+
+    /// Distinct processes among the fds.
+    pub fn processes(&self) -> usize {
+        self.fds.iter().map(|f| f.record.tgid).collect::<BTreeSet<_>>().len()
+    }
+}
+
+/// The scope's pids (with descendants for `--tree`), checked; `None` for the whole system.
+fn resolve_scope(scope: &Scope) -> Result<Option<BTreeSet<u32>>, SurveyError> {
+    if scope.is_system() {
+        return Ok(None);
+    }
+    for &pid in &scope.pids {
+        match proc::pid_kind(pid) {
+            proc::PidKind::Process => {}
+            proc::PidKind::Thread { tgid } => return Err(SurveyError::Thread { pid, tgid }),
+            proc::PidKind::Missing => return Err(SurveyError::NoSuchProcess(pid)),
+        }
+    }
+    let pids = if scope.tree { proc::with_descendants(&scope.pids) } else { scope.pids.clone() };
+    Ok(Some(pids.into_iter().collect()))
+}
+
+/// One loaded collector for all the walks of a survey.
+enum Collector {
+    Bpf(collect::bpf::BpfCollector),
+    Procfs,
+}
+
+impl Collector {
+    fn new(options: &SurveyOptions) -> Result<Self, SurveyError> {
+        Ok(match options.collector {
+            // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
+            // link's pid filter walk everything and the scope is filtered in userspace.
+            CollectorKind::Bpf => Self::Bpf(collect::bpf::BpfCollector::load(&options.bpf, None)?),
+            CollectorKind::Procfs => Self::Procfs,
+        })
+    }
+
+    fn collect(&mut self, target: &Target) -> Result<Collection, SurveyError> {
+        let mut collection = match self {
+            Self::Bpf(collector) => collector.collect(target)?,
+            Self::Procfs => collect::procfs::collect(target)?,
+        };
+        // fdid does not report itself: its own fds (the iterator, inherited ones) are artifacts.
+        let me = std::process::id();
+        collection.records.retain(|r| r.tgid != me);
+        Ok(collection)
+    }
+}
+
+/// Whether some description the collection saw may have holders it did not see.
+fn may_be_held_outside(collection: &Collection) -> bool {
+    if collection.source == Source::Procfs {
+        return true;
+    }
+    let mut holders: HashMap<u64, (u64, u64)> = HashMap::new();
+    for r in &collection.records {
+        let entry = holders.entry(r.file_hash).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(r.refs);
+    }
+    holders.values().any(|&(count, refs)| refs > count)
+}
+
+/// After a whole-system walk for a scoped survey: keep the scope's records and the records of other
+/// processes that may be the same descriptions (same pointer hash, or same inode without hashes).
+fn keep_related(collection: &mut Collection, scope: &BTreeSet<u32>) {
+    let hashed = collection.source == Source::Bpf;
+    let key = |r: &FdRecord| if hashed { (r.file_hash, 0, 0) } else { (0, r.dev, r.ino) };
+    let wanted: HashSet<(u64, u32, u64)> =
+        collection.records.iter().filter(|r| scope.contains(&r.tgid)).map(key).collect();
+    collection.records.retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
+}
+
+/// Finds processes that share one fd table (equal `files_struct` hash, confirmed with
+/// `kcmp(KCMP_FILES)`) and drops the duplicate records of all but one of them.
+fn merge_shared_tables(records: &mut Vec<FdRecord>, scope: Option<&BTreeSet<u32>>) -> Vec<SharedTable> {
+    let mut tables: HashMap<u64, BTreeSet<u32>> = HashMap::new();
+    for r in records.iter().filter(|r| r.files_hash != 0) {
+        tables.entry(r.files_hash).or_default().insert(r.tgid);
+    }
+    let mut shared = Vec::new();
+    let mut dropped: HashSet<u32> = HashSet::new();
+    for pids in tables.values().filter(|pids| pids.len() > 1) {
+        // List the table under a process of the scope when there is one.
+        let primary = pids
+            .iter()
+            .copied()
+            .find(|pid| scope.is_none_or(|s| s.contains(pid)))
+            .unwrap_or(*pids.first().expect("non-empty"));
+        let mut members = vec![primary];
+        for &pid in pids.iter().filter(|&&pid| pid != primary) {
+            if kcmp::same_fd_table(primary, pid).unwrap_or(false) {
+                members.push(pid);
+                dropped.insert(pid);
+            }
+        }
+        if members.len() > 1 {
+            shared.push(SharedTable { pids: members });
+        }
+    }
+    if !dropped.is_empty() {
+        records.retain(|r| !dropped.contains(&r.tgid));
+    }
+    shared.sort_by_key(|t| t.pids[0]);
+    shared
+}
