@@ -9,6 +9,7 @@ use std::{
 };
 
 use fdid::{
+    OpenFileId, Survey, SurveyOptions,
     collect::{Collection, Target, bpf, procfs},
     record::FdRecord,
 };
@@ -78,23 +79,31 @@ fn bpf_unavailable_reason() -> Option<String> {
     None
 }
 
-/// Surveys `target` with the real BPF program. Outside CI, on a machine that obviously cannot load it,
-/// prints why and returns `None` (the test then skips); in CI, or for any other failure, panics.
-pub fn bpf_survey(target: &Target, options: &bpf::BpfOptions) -> Option<Collection> {
-    match bpf::collect(target, options) {
-        Ok(collection) => Some(collection),
-        Err(error) => match bpf_unavailable_reason() {
-            Some(reason) if !in_ci() => {
-                eprintln!("SKIPPED: BPF test cannot run here: {reason} ({error})");
-                None
-            }
-            _ => panic!("BPF survey failed{}: {error:#}", if in_ci() { " (CI=true: BPF tests must run)" } else { "" }),
-        },
+/// A BPF survey failed: panics in CI or for a failure that is not an obvious lack of BPF; otherwise says
+/// why the test skips.
+fn skip_or_fail(error: String) {
+    match bpf_unavailable_reason() {
+        Some(reason) if !in_ci() => eprintln!("SKIPPED: BPF test cannot run here: {reason} ({error})"),
+        _ => panic!(
+            "BPF survey failed{}: {error}",
+            if in_ci() { " (CI=true: BPF tests must run)" } else { "" }
+        ),
     }
 }
 
-/// Surveys `target` from procfs (the independent oracle).
-pub fn procfs_survey(target: &Target) -> Collection {
+/// Collects `target` with the real BPF program. Outside CI, on a machine that obviously cannot load it,
+/// prints why and returns `None` (the test then skips); in CI, or for any other failure, panics.
+pub fn bpf_collect(target: &Target, options: &bpf::BpfOptions) -> Option<Collection> {
+    bpf::collect(target, options).map_err(|error| skip_or_fail(format!("{error:#}"))).ok()
+}
+
+/// Runs a survey with the real BPF program, with the same CI rule as [`bpf_collect`].
+pub fn bpf_survey(options: &SurveyOptions) -> Option<Survey> {
+    Survey::run(options).map_err(|error| skip_or_fail(format!("{error:#}"))).ok()
+}
+
+/// Collects `target` from procfs (the independent oracle).
+pub fn procfs_collect(target: &Target) -> Collection {
     procfs::collect(target).expect("procfs survey")
 }
 
@@ -106,4 +115,30 @@ pub fn by_fd(collection: &Collection, pid: u32) -> HashMap<u32, FdRecord> {
 /// Ground truth straight from the kernel: do these two fds share one open file description?
 pub fn kcmp_same(pid1: u32, fd1: u32, pid2: u32, fd2: u32) -> bool {
     fdid::kcmp::same_file(pid1, fd1, pid2, fd2).expect("kcmp(KCMP_FILE)")
+}
+
+/// The survey's id for `pid`'s fd `fd`; panics when the survey does not have it.
+pub fn id(survey: &Survey, pid: u32, fd: u32) -> OpenFileId {
+    survey.id_of(pid, fd).unwrap_or_else(|| panic!("the survey has no fd {fd} of process {pid}"))
+}
+
+/// Checks the survey's partition of `fds` against kcmp, pair by pair; returns the number of pairs that
+/// share a description.
+pub fn assert_grouping_matches_kcmp(survey: &Survey, fds: &[(u32, u32)]) -> usize {
+    let mut shared = 0;
+    for (i, &(pid1, fd1)) in fds.iter().enumerate() {
+        for &(pid2, fd2) in &fds[i + 1..] {
+            let truth = kcmp_same(pid1, fd1, pid2, fd2);
+            let found = id(survey, pid1, fd1) == id(survey, pid2, fd2);
+            assert_eq!(found, truth, "{pid1}:{fd1} and {pid2}:{fd2}: kcmp says same = {truth}");
+            shared += usize::from(truth);
+        }
+    }
+    shared
+}
+
+/// Every fd of these processes, as (pid, fd), from procfs.
+pub fn fds_of(pids: &[u32]) -> Vec<(u32, u32)> {
+    let collection = procfs_collect(&Target::Pids(pids.to_vec()));
+    collection.records.iter().map(|r| (r.tgid, r.fd)).collect()
 }

@@ -1,15 +1,28 @@
-//! `fdid-scenario KIND`: builds a process (tree) with a known set of fds for the integration tests.
+//! `fdid-scenario KIND [ARGS]`: builds processes with a known set of fds for the integration tests.
 //!
 //! It prints its facts as `name value` lines, then `ready`, and holds everything open until its stdin
 //! closes; then it kills its children and exits. Children also die with it (PR_SET_PDEATHSIG), so a test
-//! that fails half-way leaves no orphans. Single-threaded, so fork() is safe here.
+//! that fails half-way leaves no orphans. The process is single-threaded when it forks (only the
+//! `threads` kind starts threads, and it never forks).
 //!
-//! Kinds:
-//! - `fdset`: one process with a regular file opened twice (`file`, `file_again`), a dup of the first
-//!   (`file_dup`), pipe ends (`pipe_r`, `pipe_w`), a socketpair (`sock_a`, `sock_b`), an eventfd
-//!   (`eventfd`) and a memfd (`memfd`).
-//! - `fork`: a parent holding `file` and a pipe, then `children` forked children inheriting them
-//!   (`child0`, `child1`, ... their pids); the parent then opens `parent_only`.
+//! Kinds (fact names in backquotes):
+//! - `fdset`: a regular file opened twice (`file`, `file_again`) and duplicated every way (`file_dup`
+//!   by dup, `file_dup2` by dup2, `file_dup3` by dup3 with O_CLOEXEC, `file_dupfd_cloexec` by
+//!   F_DUPFD_CLOEXEC); pipe ends (`pipe_r`, `pipe_w`), a socketpair (`sock_a`, `sock_b`), a TCP listener
+//!   on loopback (`tcp`), an `eventfd`, an `epoll`, a `timerfd` and a `memfd`.
+//! - `fork N`: a parent holding `file` (seeked to 7) and a pipe, then N forked children (`child0`, …)
+//!   inheriting them; then the parent opens `parent_only`.
+//! - `scm`: a child forked first; then the parent opens `file` and sends it over a socketpair, the child
+//!   receives it as `child_fd` — shared only by SCM_RIGHTS. The parent also sends `in_flight` (a memfd)
+//!   that the child never receives.
+//! - `pidfd`: a child opens `child_file` after the fork; the parent copies it with pidfd_getfd as
+//!   `parent_copy`.
+//! - `threads N`: N threads; fds `file` and `pipe_r`/`pipe_w` opened by the main thread; thread
+//!   `own_table_tid` unshares its fd table (CLONE_FILES) and opens `own_table_fd` in it.
+//! - `clone-files`: a child made by clone(CLONE_FILES) without CLONE_THREAD, sharing the fd table;
+//!   `file` opened by the parent after the clone is in both.
+//! - `writer`: a parent and a forked child share `file`; the child keeps appending, so the offset moves.
+//! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 
 use std::{
     ffi::CString,
@@ -17,24 +30,29 @@ use std::{
     os::fd::RawFd,
 };
 
-fn check(rc: libc::c_int, what: &str) -> libc::c_int {
+fn check(rc: libc::c_long, what: &str) -> i32 {
     if rc < 0 {
         eprintln!("fdid-scenario: {what}: {}", std::io::Error::last_os_error());
         std::process::exit(2);
     }
-    rc
+    rc as i32
 }
 
 fn open(path: &CString, flags: libc::c_int) -> RawFd {
     // SAFETY: `path` is a valid NUL-terminated string.
-    check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CREAT, 0o600) }, "open")
+    check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CREAT, 0o600) }.into(), "open")
 }
 
-fn scratch_file() -> CString {
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("fdid-scenario-{}", std::process::id()));
+/// A new file in the temp dir with some content; unlinked when the scenario ends (see `main`).
+fn scratch_file(tag: &str) -> CString {
+    let path = std::env::temp_dir().join(format!("fdid-scenario-{}-{tag}", std::process::id()));
     std::fs::write(&path, b"0123456789abcdef").expect("write scratch file");
     CString::new(path.into_os_string().into_encoded_bytes()).expect("no NUL in temp path")
+}
+
+fn unlink(path: &CString) {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    unsafe { libc::unlink(path.as_ptr()) };
 }
 
 struct Facts(Vec<(String, i64)>);
@@ -53,84 +71,337 @@ impl Facts {
     }
 }
 
-fn fdset(facts: &mut Facts) {
-    let path = scratch_file();
-    let file = open(&path, libc::O_RDWR);
-    // SAFETY (all calls in this function): plain syscalls on fds we own and local buffers.
+/// In a child: die with the parent, then wait forever (or run `work` forever).
+fn child_forever(parent: libc::pid_t, mut work: impl FnMut()) -> ! {
+    // SAFETY: prctl/getppid/pause/_exit are async-signal-safe; the process is single-threaded.
     unsafe {
-        check(libc::lseek(file, 5, libc::SEEK_SET) as libc::c_int, "lseek");
-        let file_dup = check(libc::dup(file), "dup");
-        let file_again = open(&path, libc::O_RDONLY);
-        let mut pipe = [0; 2];
-        check(libc::pipe(pipe.as_mut_ptr()), "pipe");
-        let mut pair = [0; 2];
-        check(libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()), "socketpair");
-        let eventfd = check(libc::eventfd(0, 0), "eventfd");
-        let memfd = check(libc::memfd_create(c"fdid-scenario".as_ptr(), 0), "memfd_create");
-        facts.add("file", file);
-        facts.add("file_dup", file_dup);
-        facts.add("file_again", file_again);
-        facts.add("pipe_r", pipe[0]);
-        facts.add("pipe_w", pipe[1]);
-        facts.add("sock_a", pair[0]);
-        facts.add("sock_b", pair[1]);
-        facts.add("eventfd", eventfd);
-        facts.add("memfd", memfd);
-        libc::unlink(path.as_ptr());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(0);
+        }
+    }
+    loop {
+        work();
     }
 }
 
+fn pause() {
+    // SAFETY: pause has no preconditions.
+    unsafe { libc::pause() };
+}
+
+fn fork() -> libc::pid_t {
+    // SAFETY: every caller is single-threaded at this point.
+    check(unsafe { libc::fork() }.into(), "fork")
+}
+
+fn fdset(facts: &mut Facts) {
+    let path = scratch_file("fdset");
+    let file = open(&path, libc::O_RDWR);
+    // SAFETY (all calls in this function): plain syscalls on fds we own and local buffers.
+    unsafe {
+        check(libc::lseek(file, 5, libc::SEEK_SET), "lseek");
+        facts.add("file", file);
+        facts.add("file_dup", check(libc::dup(file).into(), "dup"));
+        facts.add("file_dup2", check(libc::dup2(file, 50).into(), "dup2"));
+        facts.add("file_dup3", check(libc::dup3(file, 51, libc::O_CLOEXEC).into(), "dup3"));
+        facts.add("file_dupfd_cloexec", check(libc::fcntl(file, libc::F_DUPFD_CLOEXEC, 60).into(), "F_DUPFD_CLOEXEC"));
+        facts.add("file_again", open(&path, libc::O_RDONLY));
+        let mut pipe = [0; 2];
+        check(libc::pipe(pipe.as_mut_ptr()).into(), "pipe");
+        facts.add("pipe_r", pipe[0]);
+        facts.add("pipe_w", pipe[1]);
+        let mut pair = [0; 2];
+        check(libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(), "socketpair");
+        facts.add("sock_a", pair[0]);
+        facts.add("sock_b", pair[1]);
+        let tcp = check(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0).into(), "socket");
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        address.sin_family = libc::AF_INET as libc::sa_family_t;
+        address.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        check(
+            libc::bind(tcp, (&raw const address).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32).into(),
+            "bind 127.0.0.1:0",
+        );
+        check(libc::listen(tcp, 1).into(), "listen");
+        facts.add("tcp", tcp);
+        facts.add("eventfd", check(libc::eventfd(0, 0).into(), "eventfd"));
+        let epoll = check(libc::epoll_create1(0).into(), "epoll_create1");
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        check(libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, pipe[0], &mut event).into(), "epoll_ctl");
+        facts.add("epoll", epoll);
+        facts.add("timerfd", check(libc::timerfd_create(libc::CLOCK_MONOTONIC, 0).into(), "timerfd_create"));
+        facts.add("memfd", check(libc::memfd_create(c"fdid-scenario".as_ptr(), 0).into(), "memfd_create"));
+    }
+    unlink(&path);
+}
+
 fn fork_tree(facts: &mut Facts, children: u32) -> Vec<libc::pid_t> {
-    let path = scratch_file();
-    let file = open(&path, libc::O_RDWR | libc::O_APPEND);
+    let path = scratch_file("fork");
+    let file = open(&path, libc::O_RDWR);
     let mut pipe = [0; 2];
     // SAFETY: plain syscalls on a local array and fds we own.
     unsafe {
-        check(libc::pipe(pipe.as_mut_ptr()), "pipe");
-        libc::unlink(path.as_ptr());
+        check(libc::lseek(file, 7, libc::SEEK_SET), "lseek");
+        check(libc::pipe(pipe.as_mut_ptr()).into(), "pipe");
     }
+    unlink(&path);
     facts.add("file", file);
     facts.add("pipe_r", pipe[0]);
     facts.add("pipe_w", pipe[1]);
     let parent = std::process::id() as libc::pid_t;
     let mut pids = Vec::new();
     for i in 0..children {
-        // SAFETY: this process is single-threaded; the child only calls async-signal-safe functions.
-        let pid = check(unsafe { libc::fork() }, "fork");
+        let pid = fork();
         if pid == 0 {
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    libc::_exit(0);
-                }
-                loop {
-                    libc::pause();
-                }
-            }
+            child_forever(parent, pause);
         }
         facts.add(&format!("child{i}"), pid);
         pids.push(pid);
     }
-    let parent_only = open(&CString::new("/dev/null").expect("literal"), libc::O_RDONLY);
-    facts.add("parent_only", parent_only);
+    facts.add("parent_only", open(&CString::new("/dev/null").expect("literal"), libc::O_RDONLY));
     pids
+}
+
+/// Sends `fd` over the unix socket `socket` with SCM_RIGHTS.
+fn send_fd(socket: RawFd, fd: RawFd) {
+    // SAFETY: the message, its one-byte payload and the control buffer are local and sized with
+    // CMSG_SPACE/CMSG_LEN as sendmsg expects.
+    unsafe {
+        let mut byte = [b'x'];
+        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let mut control = vec![0u8; space];
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = space;
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
+        check(libc::sendmsg(socket, &message, 0) as libc::c_long, "sendmsg");
+    }
+}
+
+/// Receives one fd sent with SCM_RIGHTS.
+fn receive_fd(socket: RawFd) -> RawFd {
+    // SAFETY: as in `send_fd`, every buffer is local and sized for one fd.
+    unsafe {
+        let mut byte = [0u8];
+        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let mut control = vec![0u8; space];
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = space;
+        check(libc::recvmsg(socket, &mut message, 0) as libc::c_long, "recvmsg");
+        let header = libc::CMSG_FIRSTHDR(&message);
+        if header.is_null() || (*header).cmsg_type != libc::SCM_RIGHTS {
+            eprintln!("fdid-scenario: no fd received");
+            std::process::exit(2);
+        }
+        libc::CMSG_DATA(header).cast::<RawFd>().read_unaligned()
+    }
+}
+
+/// Reads one native-endian i32 from a pipe.
+fn read_i32(fd: RawFd) -> i32 {
+    let mut bytes = [0u8; 4];
+    // SAFETY: reading into a local 4-byte buffer.
+    let n = unsafe { libc::read(fd, bytes.as_mut_ptr().cast(), 4) };
+    if n != 4 {
+        eprintln!("fdid-scenario: short read from child");
+        std::process::exit(2);
+    }
+    i32::from_ne_bytes(bytes)
+}
+
+fn write_i32(fd: RawFd, value: i32) {
+    // SAFETY: writing a local 4-byte buffer.
+    unsafe { libc::write(fd, value.to_ne_bytes().as_ptr().cast(), 4) };
+}
+
+fn pipe() -> [RawFd; 2] {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two fds into the local array.
+    check(unsafe { libc::pipe(fds.as_mut_ptr()) }.into(), "pipe");
+    fds
+}
+
+fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
+    let mut pair = [0; 2];
+    // SAFETY: socketpair writes two fds into the local array.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(), "socketpair");
+    let report = pipe();
+    let parent = std::process::id() as libc::pid_t;
+    let child = fork();
+    if child == 0 {
+        let received = receive_fd(pair[1]);
+        write_i32(report[1], received);
+        child_forever(parent, pause);
+    }
+    let path = scratch_file("scm");
+    let file = open(&path, libc::O_RDWR);
+    unlink(&path);
+    send_fd(pair[0], file);
+    facts.add("child", child);
+    facts.add("file", file);
+    facts.add("child_fd", read_i32(report[0]));
+    // SAFETY: memfd_create with a literal name.
+    let in_flight = check(unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(), "memfd_create");
+    send_fd(pair[0], in_flight);
+    facts.add("in_flight", in_flight);
+    vec![child]
+}
+
+fn pidfd(facts: &mut Facts) -> Vec<libc::pid_t> {
+    let report = pipe();
+    let parent = std::process::id() as libc::pid_t;
+    let child = fork();
+    if child == 0 {
+        let path = scratch_file("pidfd-child");
+        let fd = open(&path, libc::O_RDONLY);
+        unlink(&path);
+        write_i32(report[1], fd);
+        child_forever(parent, pause);
+    }
+    let child_file = read_i32(report[0]);
+    // SAFETY: plain syscalls with integer arguments.
+    let copy = unsafe {
+        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, child, 0), "pidfd_open");
+        let copy = check(libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_file, 0), "pidfd_getfd");
+        libc::close(pidfd);
+        copy
+    };
+    facts.add("child", child);
+    facts.add("child_file", child_file);
+    facts.add("parent_copy", copy);
+    vec![child]
+}
+
+fn threads(facts: &mut Facts, count: u32) {
+    let path = scratch_file("threads");
+    let file = open(&path, libc::O_RDWR);
+    unlink(&path);
+    let pipe = pipe();
+    facts.add("file", file);
+    facts.add("pipe_r", pipe[0]);
+    facts.add("pipe_w", pipe[1]);
+    for _ in 0..count {
+        std::thread::spawn(|| loop {
+            std::thread::park();
+        });
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: unshare and open affect only this thread's new fd table.
+        unsafe {
+            check(libc::unshare(libc::CLONE_FILES).into(), "unshare(CLONE_FILES)");
+            let fd = open(&CString::new("/dev/zero").expect("literal"), libc::O_RDONLY);
+            sender.send((libc::gettid(), fd)).expect("report to main thread");
+        }
+        loop {
+            std::thread::park();
+        }
+    });
+    let (tid, fd) = receiver.recv().expect("own-table thread started");
+    facts.add("own_table_tid", tid);
+    facts.add("own_table_fd", fd);
+}
+
+fn clone_files(facts: &mut Facts) -> Vec<libc::pid_t> {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: clone without a new stack behaves like fork (the child runs on a copy-on-write stack);
+    // the process is single-threaded.
+    let child = check(
+        unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_FILES | libc::SIGCHLD, 0, 0, 0, 0) },
+        "clone(CLONE_FILES)",
+    );
+    if child == 0 {
+        child_forever(parent, pause);
+    }
+    let path = scratch_file("clone-files");
+    let file = open(&path, libc::O_RDWR);
+    unlink(&path);
+    facts.add("child", child);
+    facts.add("file", file);
+    vec![child]
+}
+
+fn writer(facts: &mut Facts) -> Vec<libc::pid_t> {
+    let path = scratch_file("writer");
+    let file = open(&path, libc::O_WRONLY | libc::O_APPEND);
+    unlink(&path);
+    let parent = std::process::id() as libc::pid_t;
+    let child = fork();
+    if child == 0 {
+        let line = b"a line appended by the child\n";
+        let mut written = 0usize;
+        child_forever(parent, || {
+            // SAFETY: writing a static buffer to our own fd.
+            unsafe { libc::write(file, line.as_ptr().cast(), line.len()) };
+            written += line.len();
+            if written > (64 << 20) {
+                // Keep the file small: start over (the offset then moves backwards too).
+                // SAFETY: truncating our own fd.
+                unsafe { libc::ftruncate(file, 0) };
+                written = 0;
+            }
+        });
+    }
+    facts.add("child", child);
+    facts.add("file", file);
+    vec![child]
+}
+
+fn mmap(facts: &mut Facts) {
+    let path = scratch_file("mmap");
+    let file = open(&path, libc::O_RDWR);
+    let mapped_only = open(&path, libc::O_RDONLY);
+    unlink(&path);
+    // SAFETY: mapping 16 bytes of files we own; the mappings are kept for the life of the process.
+    unsafe {
+        for (fd, prot) in [(file, libc::PROT_READ | libc::PROT_WRITE), (mapped_only, libc::PROT_READ)] {
+            let address = libc::mmap(std::ptr::null_mut(), 16, prot, libc::MAP_SHARED, fd, 0);
+            if address == libc::MAP_FAILED {
+                check(-1, "mmap");
+            }
+        }
+        libc::close(mapped_only);
+    }
+    facts.add("file", file);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut facts = Facts(Vec::new());
     facts.add("pid", std::process::id());
+    let count = |default| args.get(2).and_then(|n| n.parse().ok()).unwrap_or(default);
     let children = match args.get(1).map(String::as_str) {
         Some("fdset") => {
             fdset(&mut facts);
             Vec::new()
         }
-        Some("fork") => {
-            let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1);
-            fork_tree(&mut facts, n)
+        Some("fork") => fork_tree(&mut facts, count(1)),
+        Some("scm") => scm(&mut facts),
+        Some("pidfd") => pidfd(&mut facts),
+        Some("threads") => {
+            threads(&mut facts, count(3));
+            Vec::new()
+        }
+        Some("clone-files") => clone_files(&mut facts),
+        Some("writer") => writer(&mut facts),
+        Some("mmap") => {
+            mmap(&mut facts);
+            Vec::new()
         }
         _ => {
-            eprintln!("usage: fdid-scenario fdset | fork [CHILDREN]");
+            eprintln!("usage: fdid-scenario fdset|fork [N]|scm|pidfd|threads [N]|clone-files|writer|mmap");
             std::process::exit(2);
         }
     };
