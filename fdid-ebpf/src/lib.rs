@@ -19,22 +19,26 @@ pub const CONFIG_GLOBAL: &str = "FDID_CONFIG";
 
 /// One open file descriptor as the kernel sees it, written once per (task, fd) by the iterator.
 ///
-/// Fixed-width fields only, laid out so that there is no implicit padding (six `u32` then five `u64`);
+/// Fixed-width fields only, laid out so that there is no implicit padding (four `u32`, two `u16`, one
+/// `u32`, then five `u64`);
 /// the size is asserted below and checked again by the decoder.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FdRecord {
-    /// Thread group id (the process id) in the initial pid namespace.
+    /// Thread group id (the process id) in the pid namespace of the process reading the iterator.
     pub tgid: u32,
-    /// Id of the task the fd table was reached through: equal to `tgid` except for a thread that has its
-    /// own fd table (the kernel skips threads sharing their leader's table).
+    /// Id of the task the fd table was reached through (same namespace): equal to `tgid` except for a
+    /// thread that has its own fd table (the kernel skips threads sharing their leader's table).
     pub tid: u32,
     /// The file descriptor number.
     pub fd: u32,
     /// `file->f_flags` (open flags; `O_CLOEXEC` is per fd and not part of it).
     pub flags: u32,
-    /// `inode->i_mode` (file type and permission bits), widened from 16 bits.
-    pub mode: u32,
+    /// `inode->i_mode` (file type and permission bits).
+    pub mode: u16,
+    /// Depth of the pid namespace `tgid` and `tid` are numbered in (0: the initial namespace). A walk
+    /// from a nested namespace cannot see every holder of a description.
+    pub pid_ns_level: u16,
     /// `inode->i_sb->s_dev` in the kernel's encoding (major << 20 | minor), see [`kernel_dev_major`].
     pub dev: u32,
     /// `inode->i_ino`.
@@ -96,6 +100,18 @@ pub struct FieldOffsets {
     pub inode_mode: u32,
     /// `super_block.s_dev` (dev_t, 32 bits).
     pub sb_dev: u32,
+    /// `task_struct.group_leader` (struct task_struct *).
+    pub task_group_leader: u32,
+    /// `task_struct.thread_pid` (struct pid *).
+    pub task_thread_pid: u32,
+    /// `pid.level` (unsigned int): depth of the task's pid namespace.
+    pub pid_level: u32,
+    /// `pid.numbers` (struct upid[]): the task's number at each namespace level.
+    pub pid_numbers: u32,
+    /// `upid.nr` (int).
+    pub upid_nr: u32,
+    /// `sizeof(struct upid)`.
+    pub upid_size: u32,
     /// Explicit padding to a multiple of 8 bytes.
     pub _pad: u32,
 }
@@ -121,4 +137,4 @@ pub struct IterConfig {
     pub offsets: FieldOffsets,
 }
 
-const _: () = assert!(core::mem::size_of::<IterConfig>() == 40 + 48);
+const _: () = assert!(core::mem::size_of::<IterConfig>() == 40 + 72);

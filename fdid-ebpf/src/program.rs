@@ -14,7 +14,7 @@ use core::{
     ptr::{addr_of, read_volatile},
 };
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_seq_write};
+use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_seq_write};
 use aya_log_ebpf::warn;
 use fdid_ebpf::{FdRecord, IterConfig, siphash::siphash24_u64};
 
@@ -57,6 +57,12 @@ static FDID_CONFIG: IterConfig = IterConfig {
         inode_ino: 0,
         inode_mode: 0,
         sb_dev: 0,
+        task_group_leader: 0,
+        task_thread_pid: 0,
+        pid_level: 0,
+        pid_numbers: 0,
+        upid_nr: 0,
+        upid_size: 0,
         _pad: 0,
     },
 };
@@ -94,6 +100,54 @@ fn read_word(address: *const c_void) -> Option<u64> {
     (rc == 0).then_some(value)
 }
 
+/// The task's (process id, thread id, namespace depth) as seen from the pid namespace of the process reading the
+/// iterator — the numbers a user of that namespace knows — rather than the initial namespace's
+/// `task->tgid`/`task->pid`.
+#[inline(always)]
+fn task_ids(task: *const u8) -> (u32, u32, u16) {
+    let (thread_pid, level_offset) = (config!(offsets.task_thread_pid), config!(offsets.pid_level));
+    // SAFETY: bpf_get_current_task_btf returns the (trusted, non-null) current task; `task` is the
+    // context's typed pointer; offsets come from the frozen config.
+    let level: u32 = unsafe {
+        let current = bpf_get_current_task_btf() as *const u8;
+        let current_pid: *const u8 = load(current, thread_pid);
+        if current_pid.is_null() { 0 } else { load(current_pid, level_offset) }
+    };
+    if level == 0 {
+        // The initial namespace: the task's own fields.
+        let (tgid, pid) = (config!(offsets.task_tgid), config!(offsets.task_pid));
+        // SAFETY: as above.
+        return unsafe { (load(task, tgid), load(task, pid), 0) };
+    }
+    let leader_offset = config!(offsets.task_group_leader);
+    // SAFETY: as above.
+    let leader: *const u8 = unsafe { load(task, leader_offset) };
+    let tid = number_at_level(task, level);
+    let tgid = if leader.is_null() { tid } else { number_at_level(leader, level) };
+    (tgid, tid, level as u16)
+}
+
+/// `task->thread_pid->numbers[level].nr`. The array index is not a constant, which direct loads
+/// through typed pointers do not allow, so the address is computed from the pointer's value as a number
+/// and read with `bpf_probe_read_kernel`.
+#[inline(always)]
+fn number_at_level(task: *const u8, level: u32) -> u32 {
+    let thread_pid = config!(offsets.task_thread_pid);
+    // SAFETY: only the address is computed here; `read_word` reads it with bpf_probe_read_kernel.
+    let Some(pid) = read_word(unsafe { task.add(thread_pid as usize) }.cast()) else { return 0 };
+    if pid == 0 {
+        return 0;
+    }
+    let address = pid
+        + u64::from(config!(offsets.pid_numbers))
+        + u64::from(level) * u64::from(config!(offsets.upid_size))
+        + u64::from(config!(offsets.upid_nr));
+    let mut nr: u32 = 0;
+    // SAFETY: bpf_probe_read_kernel checks the source address; the destination is our own u32.
+    let rc = unsafe { bpf_probe_read_kernel((&raw mut nr).cast(), 4, address as *const c_void) };
+    if rc == 0 { nr } else { 0 }
+}
+
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "iter/task_file")]
 pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
@@ -111,17 +165,13 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         return 0;
     }
 
-    let tgid_offset = config!(offsets.task_tgid);
-    // SAFETY (every `load` below): `task` and `file` are the non-null typed pointers from the context,
-    // `inode` and `sb` were loaded through them, and every offset comes from the frozen config.
-    let tgid: u32 = unsafe { load(task, tgid_offset) };
+    let (tgid, tid, pid_ns_level) = task_ids(task);
     let filter = config!(filter_tgid);
     if filter != 0 && filter != tgid {
         return 0;
     }
 
-    let (pid_offset, flags_offset, pos_offset, refs_offset, inode_offset) = (
-        config!(offsets.task_pid),
+    let (flags_offset, pos_offset, refs_offset, inode_offset) = (
         config!(offsets.file_flags),
         config!(offsets.file_pos),
         config!(offsets.file_refs),
@@ -129,10 +179,13 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
     );
     let mut record = FdRecord {
         tgid,
+        tid,
         fd,
+        pid_ns_level,
         ..FdRecord::default()
     };
-    record.tid = unsafe { load(task, pid_offset) };
+    // SAFETY (every `load` below): `file` is the non-null typed pointer from the context, `inode` and
+    // `sb` were loaded through it, and every offset comes from the frozen config.
     record.flags = unsafe { load(file, flags_offset) };
     record.pos = unsafe { load(file, pos_offset) };
     let raw_refs: u64 = unsafe { load(file, refs_offset) };
@@ -147,8 +200,7 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
             config!(offsets.sb_dev),
         );
         record.ino = unsafe { load(inode, ino_offset) };
-        let mode: u16 = unsafe { load(inode, mode_offset) };
-        record.mode = u32::from(mode);
+        record.mode = unsafe { load(inode, mode_offset) };
         let sb: *const u8 = unsafe { load(inode, sb_offset) };
         if !sb.is_null() {
             record.dev = unsafe { load(sb, dev_offset) };

@@ -274,6 +274,12 @@ impl Btf {
         self.types.iter().any(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
     }
 
+    /// Size in bytes of the struct `strukt`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
+        let &id = self.structs_by_name.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        Ok(self.size_of(id))
+    }
+
     /// Whether the struct `strukt` exists.
     pub fn has_struct(&self, strukt: &str) -> bool {
         self.structs_by_name.contains_key(strukt)

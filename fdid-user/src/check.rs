@@ -2,9 +2,10 @@
 //! allowed set?
 //!
 //! Allowed: the scope itself, `--allow-shared-with` pids, and — unless `--no-inherited` — the scope's
-//! ancestors (fds inherited from the parent, such as a shell's terminal, are normal). With
-//! `--no-inherited`, sharing with an ancestor is reported too, except on fds 0–2 (the standard streams):
-//! that catches a descriptor leaked to a child across exec because it lacked `O_CLOEXEC`.
+//! ancestors (fds inherited from the parent are normal). With `--no-inherited`, sharing with an
+//! ancestor is reported too: that catches a descriptor leaked to a child across exec because it lacked
+//! `O_CLOEXEC`. The standard streams (fds 0–2 of the scope) are never reported: sharing a terminal or a
+//! CI log pipe is expected.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,7 @@ use crate::{proc, survey::Survey};
 #[derive(Clone, Debug, Default)]
 pub struct CheckPolicy {
     pub allowed: BTreeSet<u32>,
-    /// Treat sharing with ancestors as a violation too (except fds 0–2 of the scope).
+    /// Treat sharing with ancestors as a violation too.
     pub no_inherited: bool,
 }
 
@@ -42,18 +43,19 @@ pub fn violations(survey: &Survey, scope: &BTreeSet<u32>, policy: &CheckPolicy) 
             .iter()
             .map(|&h| (survey.fds[h].record.tgid, survey.fds[h].record.fd))
             .collect();
-        let inside: Vec<(u32, u32)> = holders.iter().copied().filter(|(pid, _)| scope.contains(pid)).collect();
+        let inside: Vec<(u32, u32)> = holders
+            .iter()
+            .copied()
+            .filter(|&(pid, fd)| scope.contains(&pid) && fd > 2)
+            .collect();
         if inside.is_empty() {
             continue;
         }
-        let standard_streams = inside.iter().all(|&(_, fd)| fd <= 2);
         let outsiders: Vec<(u32, u32)> = holders
             .iter()
             .copied()
             .filter(|(pid, _)| !scope.contains(pid) && !policy.allowed.contains(pid))
-            .filter(|(pid, _)| {
-                !ancestors.contains(pid) || (policy.no_inherited && !standard_streams)
-            })
+            .filter(|(pid, _)| policy.no_inherited || !ancestors.contains(pid))
             .collect();
         if !outsiders.is_empty() {
             for &holder in &inside {

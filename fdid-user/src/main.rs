@@ -124,7 +124,18 @@ impl SurveyArgs {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("fdid: {}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let verbose = match &cli.command {
         Some(Command::Check { survey, .. }) => survey.verbose,
         None => cli.survey.verbose,
@@ -150,6 +161,13 @@ async fn main() -> ExitCode {
         },
         _ = tokio::signal::ctrl_c() => ExitCode::from(130),
     }
+}
+
+/// clap's message up to its first blank line, on one line ("error: … --pid <PID>").
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> =
+        message.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    lines.join(" ")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -85,6 +85,14 @@ impl KernelLayout {
             inode_ino: member(btf, "inode", "i_ino", 8, int)?,
             inode_mode: member(btf, "inode", "i_mode", 2, int)?,
             sb_dev: member(btf, "super_block", "s_dev", 4, int)?,
+            task_group_leader: member(btf, "task_struct", "group_leader", 8, ptr)?,
+            task_thread_pid: member(btf, "task_struct", "thread_pid", 8, ptr)?,
+            pid_level: member(btf, "pid", "level", 4, int)?,
+            // A flexible array: its BTF size is 0 (or one element on old kernels); only the offset
+            // matters.
+            pid_numbers: btf.member("pid", "numbers")?.offset,
+            upid_nr: member(btf, "upid", "nr", 4, int)?,
+            upid_size: btf.struct_size("upid")?,
             _pad: 0,
         };
         Ok(Self {

@@ -64,9 +64,12 @@ mod tests {
     fn bytes_of(records: &[FdRecord]) -> Vec<u8> {
         let mut out = Vec::new();
         for r in records {
-            for word in [r.tgid, r.tid, r.fd, r.flags, r.mode, r.dev] {
+            for word in [r.tgid, r.tid, r.fd, r.flags] {
                 out.extend_from_slice(&word.to_le_bytes());
             }
+            out.extend_from_slice(&r.mode.to_le_bytes());
+            out.extend_from_slice(&r.pid_ns_level.to_le_bytes());
+            out.extend_from_slice(&r.dev.to_le_bytes());
             out.extend_from_slice(&r.ino.to_le_bytes());
             out.extend_from_slice(&r.pos.to_le_bytes());
             for word in [r.refs, r.file_hash, r.files_hash] {
@@ -84,6 +87,7 @@ mod tests {
                 fd: i,
                 flags: 0o2,
                 mode: 0o100644,
+                pid_ns_level: 1,
                 dev: (8 << 20) | 1,
                 ino: 1000 + u64::from(i),
                 pos: -1 - i64::from(i),

@@ -185,6 +185,10 @@ impl Survey {
             }
         }
 
+        // From a nested pid namespace, holders outside it are invisible: the walk is not whole.
+        if collection.records.iter().any(|r| r.pid_ns_level > 0) {
+            whole_system = false;
+        }
         let shared_tables = merge_shared_tables(&mut collection.records, scope.as_ref());
         let evidence = Evidence {
             hashed: collection.source == Source::Bpf,

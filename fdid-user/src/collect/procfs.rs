@@ -73,7 +73,9 @@ fn read_fd(dir: &Path, pid: u32, fd: u32) -> Option<FdRecord> {
         tid: pid,
         fd,
         flags,
-        mode: meta.mode(),
+        // st_mode holds i_mode, a 16-bit field.
+        mode: meta.mode() as u16,
+        pid_ns_level: 0,
         dev: kernel_dev(meta.dev()),
         ino: meta.ino(),
         pos,

@@ -14,8 +14,8 @@ use crate::{
 };
 
 /// File type as lsof and lsfd name it, from `i_mode`.
-pub fn file_type(mode: u32) -> &'static str {
-    match mode & libc::S_IFMT {
+pub fn file_type(mode: u16) -> &'static str {
+    match u32::from(mode) & libc::S_IFMT {
         libc::S_IFREG => "REG",
         libc::S_IFDIR => "DIR",
         libc::S_IFCHR => "CHR",
