@@ -163,7 +163,7 @@ impl Survey {
         let started = Instant::now();
         let scope = resolve_scope(&options.scope)?;
         let mut collector = Collector::new(options)?;
-        let mut collection = match &scope {
+        let (mut collection, mut own_refs) = match &scope {
             None => collector.collect(&Target::All)?,
             Some(pids) => collector.collect(&Target::Pids(pids.iter().copied().collect()))?,
         };
@@ -175,7 +175,8 @@ impl Survey {
         // references than holders in the scope.
         if let Some(pids) = &scope {
             if options.whole_system || may_be_held_outside(&collection) {
-                let all = collector.collect(&Target::All)?;
+                let (all, all_own_refs) = collector.collect(&Target::All)?;
+                own_refs = all_own_refs;
                 collect_time += all.elapsed;
                 let kernel_filtered = collection.kernel_filtered;
                 collection = all;
@@ -217,7 +218,9 @@ impl Survey {
                 fds.push(SurveyFd { record, id, in_scope, unconfirmed: description.unconfirmed });
             }
             let refs = description.fds.iter().map(|&i| collection.records[i].refs).max().unwrap_or(0);
-            let hidden_refs = (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64));
+            let own = if evidence.hashed { own_refs.get(&first.file_hash).copied().unwrap_or(0) } else { 0 };
+            let hidden_refs =
+                (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64 + own));
             files.push(OpenFile { id, holders, refs, hidden_refs, confirmed: description.confirmed });
         }
         // Keep fds in walk order (process by process), not grouped by description.
@@ -323,15 +326,23 @@ impl Collector {
         })
     }
 
-    fn collect(&mut self, target: &Target) -> Result<Collection, SurveyError> {
+    /// Walks `target`. fdid does not report itself (its own fds — the iterator, inherited ones — are
+    /// artifacts); the references its fds hold are returned per pointer hash so that they are not
+    /// mistaken for hidden ones.
+    fn collect(&mut self, target: &Target) -> Result<(Collection, HashMap<u64, u64>), SurveyError> {
         let mut collection = match self {
             Self::Bpf(collector) => collector.collect(target)?,
             Self::Procfs => collect::procfs::collect(target)?,
         };
-        // fdid does not report itself: its own fds (the iterator, inherited ones) are artifacts.
         let me = std::process::id();
-        collection.records.retain(|r| r.tgid != me);
-        Ok(collection)
+        let mut own_refs: HashMap<u64, u64> = HashMap::new();
+        collection.records.retain(|r| {
+            if r.tgid == me {
+                *own_refs.entry(r.file_hash).or_default() += 1;
+            }
+            r.tgid != me
+        });
+        Ok((collection, own_refs))
     }
 }
 

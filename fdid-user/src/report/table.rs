@@ -5,11 +5,12 @@ use std::io::{self, Write};
 use super::{Names, access_mode, dev_string, file_type};
 use crate::survey::Survey;
 
-/// Writes the table. With `all`, descriptions held by a single fd are listed too.
+/// Writes the table: every shared description, every one with hidden references, and with `all` the
+/// rest too.
 pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()> {
     let mut names = Names::default();
     for file in survey.files_in_scope() {
-        if file.holders.len() < 2 && !all {
+        if file.holders.len() < 2 && file.hidden_refs.unwrap_or(0) == 0 && !all {
             continue;
         }
         let first = survey.fds[file.holders[0]].record;

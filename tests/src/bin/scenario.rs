@@ -10,8 +10,8 @@
 //!   by dup, `file_dup2` by dup2, `file_dup3` by dup3 with O_CLOEXEC, `file_dupfd_cloexec` by
 //!   F_DUPFD_CLOEXEC); pipe ends (`pipe_r`, `pipe_w`), a socketpair (`sock_a`, `sock_b`), a TCP listener
 //!   on loopback (`tcp`), an `eventfd`, an `epoll`, a `timerfd` and a `memfd`.
-//! - `fork N`: a parent holding `file` (seeked to 7) and a pipe, then N forked children (`child0`, …)
-//!   inheriting them; then the parent opens `parent_only`.
+//! - `fork N [FILES]`: a parent holding `file` (seeked to 7), FILES more opens of it and a pipe, then N
+//!   forked children (`child0`, …) inheriting them; then the parent opens `parent_only`.
 //! - `scm`: a child forked first; then the parent opens `file` and sends it over a socketpair, the child
 //!   receives it as `child_fd` — shared only by SCM_RIGHTS. The parent also sends `in_flight` (a memfd)
 //!   that the child never receives.
@@ -136,9 +136,12 @@ fn fdset(facts: &mut Facts) {
     unlink(&path);
 }
 
-fn fork_tree(facts: &mut Facts, children: u32) -> Vec<libc::pid_t> {
+fn fork_tree(facts: &mut Facts, children: u32, extra_files: u32) -> Vec<libc::pid_t> {
     let path = scratch_file("fork");
     let file = open(&path, libc::O_RDWR);
+    for _ in 0..extra_files {
+        open(&path, libc::O_RDONLY);
+    }
     let mut pipe = [0; 2];
     // SAFETY: plain syscalls on a local array and fds we own.
     unsafe {
@@ -387,7 +390,10 @@ fn main() {
             fdset(&mut facts);
             Vec::new()
         }
-        Some("fork") => fork_tree(&mut facts, count(1)),
+        Some("fork") => {
+            let extra_files = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+            fork_tree(&mut facts, count(1), extra_files)
+        }
         Some("scm") => scm(&mut facts),
         Some("pidfd") => pidfd(&mut facts),
         Some("threads") => {
@@ -401,7 +407,7 @@ fn main() {
             Vec::new()
         }
         _ => {
-            eprintln!("usage: fdid-scenario fdset|fork [N]|scm|pidfd|threads [N]|clone-files|writer|mmap");
+            eprintln!("usage: fdid-scenario fdset|fork [N [FILES]]|scm|pidfd|threads [N]|clone-files|writer|mmap");
             std::process::exit(2);
         }
     };
