@@ -93,7 +93,9 @@ impl BpfCollector {
     /// Resolves offsets from BTF, loads and verifies the program. `filter_hint` is the one process a
     /// kernel without link pid filtering should make the program itself filter on, if any.
     pub fn load(options: &BpfOptions, filter_hint: Option<u32>) -> Result<Self, BpfError> {
+        let started = Instant::now();
         let btf = Btf::from_file(&options.btf_path)?;
+        log::debug!("kernel BTF parsed in {:?}", started.elapsed());
         if !btf.has_func("bpf_iter_task_file") {
             return Err(BpfError::NoTaskFileIterator);
         }
@@ -107,7 +109,11 @@ impl BpfCollector {
             _pad: 0,
             offsets: layout.offsets,
         });
+        // aya needs its own view of the kernel BTF (attach point, relocations): parse it once for both.
+        let kernel_btf = AyaBtf::parse_file(&options.btf_path, aya::Endianness::default())
+            .map_err(|error| BpfError::Object(error.into()))?;
         let mut ebpf = EbpfLoader::new()
+            .btf(Some(&kernel_btf))
             .override_global(CONFIG_GLOBAL, &config, true)
             .load(BPF_OBJECT)
             .map_err(BpfError::Object)?;
@@ -122,7 +128,9 @@ impl BpfCollector {
         } else {
             None
         };
-        load_program(&mut ebpf, &options.btf_path)?;
+        log::debug!("offsets resolved and object loaded after {:?}", started.elapsed());
+        load_program(&mut ebpf, &kernel_btf)?;
+        log::debug!("program verified and loaded after {:?}", started.elapsed());
         Ok(Self { ebpf, layout, logger, program_filter })
     }
 
@@ -182,15 +190,26 @@ fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
     Ok(program.fd().map_err(BpfError::Load)?.as_fd())
 }
 
-fn load_program(ebpf: &mut Ebpf, btf_path: &std::path::Path) -> Result<(), BpfError> {
+fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
     let program: &mut Iter = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
         .map_err(BpfError::Load)?;
-    let kernel_btf = AyaBtf::parse_file(btf_path, aya::Endianness::default())
-        .map_err(|error| BpfError::Object(error.into()))?;
-    program.load("task_file", &kernel_btf).map_err(BpfError::Load)
+    // The verifier gives up with EAGAIN when a signal is pending for the loading thread (it checks
+    // between instructions); like libbpf, try again a few times.
+    let mut attempts = 5;
+    loop {
+        match program.load("task_file", kernel_btf) {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempts > 1 =>
+            {
+                attempts -= 1;
+                log::debug!("BPF_PROG_LOAD interrupted (EAGAIN), retrying");
+            }
+            result => return result.map_err(BpfError::Load),
+        }
+    }
 }
 
 /// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator
