@@ -18,6 +18,7 @@ use fdid::{
 pub struct Scenario {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
     facts: HashMap<String, u32>,
 }
 
@@ -32,8 +33,8 @@ impl Scenario {
             .expect("start fdid-scenario");
         let stdin = child.stdin.take();
         let mut facts = HashMap::new();
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        for line in stdout.lines() {
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        for line in stdout.by_ref() {
             let line = line.expect("read scenario output");
             if line == "ready" {
                 break;
@@ -42,7 +43,16 @@ impl Scenario {
             facts.insert(name.to_owned(), value.parse().expect("numeric fact"));
         }
         assert!(facts.contains_key("pid"), "scenario {args:?} did not start");
-        Self { child, stdin, facts }
+        Self { child, stdin, stdout, facts }
+    }
+
+    /// Waits for a fact the scenario prints after `ready` (e.g. `received`).
+    pub fn later_fact(&mut self, name: &str) -> u32 {
+        let line = self.stdout.next().expect("scenario output ended").expect("read scenario output");
+        let value = line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' '));
+        let value: u32 = value.unwrap_or_else(|| panic!("expected `{name} N`, got `{line}`")).parse().expect("number");
+        self.facts.insert(name.to_owned(), value);
+        value
     }
 
     /// A fact the scenario printed, e.g. `fact("file_dup")`.

@@ -43,7 +43,21 @@ fn pipe_ends_sockets_and_anonymous_files_are_distinct_descriptions() {
 }
 
 #[test]
-fn a_file_passed_with_scm_rights_is_one_description_in_both_processes() {
+fn scm_rights_between_unrelated_processes_shares_one_description() {
+    let name = format!("fdid-test-{}-{:?}", std::process::id(), std::time::Instant::now());
+    let mut receiver = Scenario::start(SCENARIO, &["scm-recv", &name]);
+    let sender = Scenario::start(SCENARIO, &["scm-send", &name]);
+    let received = receiver.later_fact("received");
+    let (to, from, file) = (receiver.pid(), sender.pid(), sender.fact("file"));
+    assert!(kcmp_same(from, file, to, received), "ground truth");
+    let Some(survey) = bpf_survey(&system()) else { return };
+    assert_eq!(id(&survey, from, file), id(&survey, to, received));
+    assert_eq!(survey.file(id(&survey, to, received)).unwrap().holders.len(), 2);
+    assert_grouping_matches_kcmp(&survey, &fds_of(&[from, to]));
+}
+
+#[test]
+fn a_file_passed_with_scm_rights_to_a_child_is_one_description_in_both() {
     let scenario = Scenario::start(SCENARIO, &["scm"]);
     let (parent, child) = (scenario.pid(), scenario.fact("child"));
     let (file, child_fd) = (scenario.fact("file"), scenario.fact("child_fd"));

@@ -15,6 +15,9 @@
 //! - `scm`: a child forked first; then the parent opens `file` and sends it over a socketpair, the child
 //!   receives it as `child_fd` — shared only by SCM_RIGHTS. The parent also sends `in_flight` (a memfd)
 //!   that the child never receives.
+//! - `scm-recv NAME` / `scm-send NAME`: two unrelated processes (started separately by the test). The
+//!   receiver listens on the abstract unix socket NAME; the sender opens `file` and sends it there.
+//!   After its `ready`, the receiver prints `received N`, the fd it got.
 //! - `pidfd`: a child opens `child_file` after the fork; the parent copies it with pidfd_getfd as
 //!   `parent_copy`.
 //! - `threads N`: N threads; fds `file` and `pipe_r`/`pipe_w` opened by the main thread; thread
@@ -262,6 +265,47 @@ fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     vec![child]
 }
 
+/// An abstract unix socket address (`\0NAME`).
+fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (slot, &byte) in address.sun_path[1..].iter_mut().zip(name.as_bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    let length = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    (address, length as libc::socklen_t)
+}
+
+fn unix_socket() -> RawFd {
+    // SAFETY: socket takes only integers.
+    check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) }.into(), "socket")
+}
+
+/// Binds and listens on NAME; receiving happens after `ready` (see `main`).
+fn scm_listen(name: &str) -> RawFd {
+    let listener = unix_socket();
+    let (address, length) = abstract_address(name);
+    // SAFETY: binding and listening with a local address.
+    unsafe {
+        check(libc::bind(listener, (&raw const address).cast(), length).into(), "bind");
+        check(libc::listen(listener, 1).into(), "listen");
+    }
+    listener
+}
+
+fn scm_send(facts: &mut Facts, name: &str) {
+    let socket = unix_socket();
+    let (address, length) = abstract_address(name);
+    // SAFETY: connecting with a local address.
+    check(unsafe { libc::connect(socket, (&raw const address).cast(), length) }.into(), "connect");
+    let path = scratch_file("scm-send");
+    let file = open(&path, libc::O_RDWR);
+    unlink(&path);
+    send_fd(socket, file);
+    facts.add("file", file);
+}
+
 fn pidfd(facts: &mut Facts) -> Vec<libc::pid_t> {
     let report = pipe();
     let parent = std::process::id() as libc::pid_t;
@@ -385,6 +429,8 @@ fn main() {
     let mut facts = Facts(Vec::new());
     facts.add("pid", std::process::id());
     let count = |default| args.get(2).and_then(|n| n.parse().ok()).unwrap_or(default);
+    let name = args.get(2).cloned().unwrap_or_default();
+    let mut listener = None;
     let children = match args.get(1).map(String::as_str) {
         Some("fdset") => {
             fdset(&mut facts);
@@ -395,6 +441,14 @@ fn main() {
             fork_tree(&mut facts, count(1), extra_files)
         }
         Some("scm") => scm(&mut facts),
+        Some("scm-recv") => {
+            listener = Some(scm_listen(&name));
+            Vec::new()
+        }
+        Some("scm-send") => {
+            scm_send(&mut facts, &name);
+            Vec::new()
+        }
         Some("pidfd") => pidfd(&mut facts),
         Some("threads") => {
             threads(&mut facts, count(3));
@@ -407,11 +461,18 @@ fn main() {
             Vec::new()
         }
         _ => {
-            eprintln!("usage: fdid-scenario fdset|fork [N [FILES]]|scm|pidfd|threads [N]|clone-files|writer|mmap");
+            eprintln!("usage: fdid-scenario fdset|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap");
             std::process::exit(2);
         }
     };
     facts.print();
+    if let Some(listener) = listener {
+        // SAFETY: accepting on our own listening socket.
+        let connection = check(unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) }.into(), "accept");
+        let received = receive_fd(connection);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "received {received}").and_then(|()| out.flush()).expect("stdout");
+    }
     // Hold everything until the test closes our stdin.
     let mut line = String::new();
     while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
