@@ -14,7 +14,9 @@ use core::{
     ptr::{addr_of, read_volatile},
 };
 
-use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_seq_write};
+use aya_ebpf::helpers::generated::{
+    bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_seq_write,
+};
 use aya_log_ebpf::warn;
 use fdid_ebpf::{FdRecord, IterConfig, siphash::siphash24_u64};
 
@@ -90,13 +92,8 @@ unsafe fn load<T>(base: *const u8, offset: u32) -> T {
 fn read_word(address: *const c_void) -> Option<u64> {
     let mut value: u64 = 0;
     // SAFETY: bpf_probe_read_kernel checks the source address itself; the destination is our own u64.
-    let rc = unsafe {
-        bpf_probe_read_kernel(
-            (&raw mut value).cast(),
-            size_of::<u64>() as u32,
-            address,
-        )
-    };
+    let rc =
+        unsafe { bpf_probe_read_kernel((&raw mut value).cast(), size_of::<u64>() as u32, address) };
     (rc == 0).then_some(value)
 }
 
@@ -111,7 +108,11 @@ fn task_ids(task: *const u8) -> (u32, u32, u16) {
     let level: u32 = unsafe {
         let current = bpf_get_current_task_btf() as *const u8;
         let current_pid: *const u8 = load(current, thread_pid);
-        if current_pid.is_null() { 0 } else { load(current_pid, level_offset) }
+        if current_pid.is_null() {
+            0
+        } else {
+            load(current_pid, level_offset)
+        }
     };
     if level == 0 {
         // The initial namespace: the task's own fields.
@@ -123,7 +124,11 @@ fn task_ids(task: *const u8) -> (u32, u32, u16) {
     // SAFETY: as above.
     let leader: *const u8 = unsafe { load(task, leader_offset) };
     let tid = number_at_level(task, level);
-    let tgid = if leader.is_null() { tid } else { number_at_level(leader, level) };
+    let tgid = if leader.is_null() {
+        tid
+    } else {
+        number_at_level(leader, level)
+    };
     (tgid, tid, level as u16)
 }
 
@@ -134,7 +139,9 @@ fn task_ids(task: *const u8) -> (u32, u32, u16) {
 fn number_at_level(task: *const u8, level: u32) -> u32 {
     let thread_pid = config!(offsets.task_thread_pid);
     // SAFETY: only the address is computed here; `read_word` reads it with bpf_probe_read_kernel.
-    let Some(pid) = read_word(unsafe { task.add(thread_pid as usize) }.cast()) else { return 0 };
+    let Some(pid) = read_word(unsafe { task.add(thread_pid as usize) }.cast()) else {
+        return 0;
+    };
     if pid == 0 {
         return 0;
     }
@@ -222,7 +229,10 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         _ => {
             // Cannot happen for live objects; leave a trace for `fdid -v` and skip the fd rather than
             // emit a record whose identity is unknown.
-            warn!(&(), "fdid: could not read the file pointer of tgid {} fd {}", tgid, fd);
+            warn!(
+                &(),
+                "fdid: could not read the file pointer of tgid {} fd {}", tgid, fd
+            );
             return 0;
         }
     }

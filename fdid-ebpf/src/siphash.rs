@@ -72,6 +72,9 @@ mod tests {
     #[test]
     fn depends_on_the_key() {
         let message = 0xffff_8880_1234_5600;
-        assert_ne!(siphash24_u64([1, 2], message), siphash24_u64([1, 3], message));
+        assert_ne!(
+            siphash24_u64([1, 2], message),
+            siphash24_u64([1, 3], message)
+        );
     }
 }

@@ -159,7 +159,10 @@ impl Btf {
             members: Vec::new(),
             array: None,
         }];
-        let mut reader = Reader { data: type_data, at: 0 };
+        let mut reader = Reader {
+            data: type_data,
+            at: 0,
+        };
         while reader.at < type_data.len() {
             let name = reader.u32()?;
             let info = reader.u32()?;
@@ -167,7 +170,13 @@ impl Btf {
             let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
             let kind_flag = info >> 31 == 1;
-            let mut ty = Type { kind, name, size_or_type, members: Vec::new(), array: None };
+            let mut ty = Type {
+                kind,
+                name,
+                size_or_type,
+                members: Vec::new(),
+                array: None,
+            };
             match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => reader.skip(4)?,
                 KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
@@ -188,7 +197,12 @@ impl Btf {
                         } else {
                             (offset, 0)
                         };
-                        ty.members.push(RawMember { name, type_id, bit_offset, bitfield_size });
+                        ty.members.push(RawMember {
+                            name,
+                            type_id,
+                            bit_offset,
+                            bitfield_size,
+                        });
                     }
                 }
                 KIND_ENUM | KIND_FUNC_PROTO => reader.skip(8 * vlen)?,
@@ -198,7 +212,11 @@ impl Btf {
             types.push(ty);
         }
 
-        let mut btf = Btf { types, strings, structs_by_name: HashMap::new() };
+        let mut btf = Btf {
+            types,
+            strings,
+            structs_by_name: HashMap::new(),
+        };
         for (id, ty) in btf.types.iter().enumerate() {
             // A struct may also appear as a forward declaration or (in split BTF) twice; keep the first
             // complete definition.
@@ -271,12 +289,17 @@ impl Btf {
     /// Whether a function named `name` exists (e.g. `bpf_iter_task_file`, which an iterator target
     /// declares).
     pub fn has_func(&self, name: &str) -> bool {
-        self.types.iter().any(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
+        self.types
+            .iter()
+            .any(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
     }
 
     /// Size in bytes of the struct `strukt`.
     pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
-        let &id = self.structs_by_name.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let &id = self
+            .structs_by_name
+            .get(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         Ok(self.size_of(id))
     }
 
@@ -293,7 +316,10 @@ impl Btf {
             .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         match self.find_member(id, member, 0, 0)? {
             Some(found) => Ok(found),
-            None => Err(BtfError::NoMember { strukt: strukt.to_owned(), member: member.to_owned() }),
+            None => Err(BtfError::NoMember {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            }),
         }
     }
 
@@ -314,7 +340,9 @@ impl Btf {
         base_bits: u32,
         depth: u32,
     ) -> Result<Option<Member>, BtfError> {
-        let Some(ty) = self.ty(self.resolve(id)) else { return Ok(None) };
+        let Some(ty) = self.ty(self.resolve(id)) else {
+            return Ok(None);
+        };
         if depth > 8 {
             return Ok(None);
         }
@@ -322,7 +350,7 @@ impl Btf {
             let bits = base_bits + member.bit_offset;
             let name = self.name(member.name);
             if name == wanted {
-                if member.bitfield_size != 0 || bits % 8 != 0 {
+                if member.bitfield_size != 0 || !bits.is_multiple_of(8) {
                     return Err(BtfError::Bitfield {
                         strukt: self.name(ty.name).to_owned(),
                         member: wanted.to_owned(),
@@ -335,11 +363,13 @@ impl Btf {
                 }));
             }
             if name.is_empty()
-                && matches!(self.kind_of(member.type_id), MemberKind::Struct | MemberKind::Union)
+                && matches!(
+                    self.kind_of(member.type_id),
+                    MemberKind::Struct | MemberKind::Union
+                )
+                && let Some(found) = self.find_member(member.type_id, wanted, bits, depth + 1)?
             {
-                if let Some(found) = self.find_member(member.type_id, wanted, bits, depth + 1)? {
-                    return Ok(Some(found));
-                }
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -374,7 +404,13 @@ mod tests {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.extend_from_slice(&[1, 0]);
-        for word in [24u32, 0, type_data.len() as u32, type_data.len() as u32, strings.len() as u32] {
+        for word in [
+            24u32,
+            0,
+            type_data.len() as u32,
+            type_data.len() as u32,
+            strings.len() as u32,
+        ] {
             out.extend_from_slice(&word.to_le_bytes());
         }
         out.extend_from_slice(&type_data);
@@ -393,7 +429,10 @@ mod tests {
         let mut offsets = HashMap::new();
         let mut at = 1u32;
         // Names are laid out in first-use order: type names first, then member names.
-        for name in ["unsigned int", "long", "loff_t", "file", "task_struct"].iter().chain(names.iter()) {
+        for name in ["unsigned int", "long", "loff_t", "file", "task_struct"]
+            .iter()
+            .chain(names.iter())
+        {
             offsets.insert(*name, at);
             at += name.len() as u32 + 1;
         }
@@ -410,7 +449,12 @@ mod tests {
                 vec![m("f_flags"), 1, 0, 0, 4, 64, m("bits"), 1, (3 << 24) | 128],
             ),
             ("", info(KIND_PTR, 0, false), 5, vec![]),
-            ("task_struct", info(KIND_STRUCT, 1, false), 8, vec![m("files"), 6, 0]),
+            (
+                "task_struct",
+                info(KIND_STRUCT, 1, false),
+                8,
+                vec![m("files"), 6, 0],
+            ),
         ];
         Btf::parse(&blob(&types, &names)).expect("sample BTF parses")
     }
@@ -418,11 +462,29 @@ mod tests {
     #[test]
     fn finds_plain_members_and_members_of_anonymous_unions() {
         let btf = sample();
-        assert_eq!(btf.member("file", "f_flags").unwrap(), Member { offset: 0, size: 4, kind: MemberKind::Int });
-        assert_eq!(btf.member("file", "f_pos").unwrap(), Member { offset: 8, size: 8, kind: MemberKind::Int });
+        assert_eq!(
+            btf.member("file", "f_flags").unwrap(),
+            Member {
+                offset: 0,
+                size: 4,
+                kind: MemberKind::Int
+            }
+        );
+        assert_eq!(
+            btf.member("file", "f_pos").unwrap(),
+            Member {
+                offset: 8,
+                size: 8,
+                kind: MemberKind::Int
+            }
+        );
         assert_eq!(
             btf.member("task_struct", "files").unwrap(),
-            Member { offset: 0, size: 8, kind: MemberKind::Pointer }
+            Member {
+                offset: 0,
+                size: 8,
+                kind: MemberKind::Pointer
+            }
         );
     }
 
@@ -431,14 +493,23 @@ mod tests {
         let btf = sample();
         assert!(matches!(btf.member("inode", "i_ino"), Err(BtfError::NoStruct(s)) if s == "inode"));
         let error = btf.member("file", "f_count").unwrap_err();
-        assert_eq!(error.to_string(), "BTF struct `file` has no member `f_count`");
-        assert!(matches!(btf.member("file", "bits"), Err(BtfError::Bitfield { .. })));
+        assert_eq!(
+            error.to_string(),
+            "BTF struct `file` has no member `f_count`"
+        );
+        assert!(matches!(
+            btf.member("file", "bits"),
+            Err(BtfError::Bitfield { .. })
+        ));
     }
 
     #[test]
     fn malformed_data_is_an_error_not_a_panic() {
         assert!(matches!(Btf::parse(b""), Err(BtfError::Malformed(_))));
-        assert!(matches!(Btf::parse(&[0u8; 64]), Err(BtfError::Malformed(_))));
+        assert!(matches!(
+            Btf::parse(&[0u8; 64]),
+            Err(BtfError::Malformed(_))
+        ));
         let mut good = blob(&[("int", info(KIND_INT, 0, false), 4, vec![32])], &[]);
         assert!(Btf::parse(&good).is_ok());
         // Cut inside the type record: the header still claims the full section.

@@ -59,7 +59,11 @@ pub fn violations(survey: &Survey, scope: &BTreeSet<u32>, policy: &CheckPolicy) 
             .collect();
         if !outsiders.is_empty() {
             for &holder in &inside {
-                found.push(Violation { holder, outsiders: outsiders.clone(), file: index });
+                found.push(Violation {
+                    holder,
+                    outsiders: outsiders.clone(),
+                    file: index,
+                });
             }
         }
     }

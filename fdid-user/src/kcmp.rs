@@ -18,10 +18,23 @@ pub fn same_fd_table(pid1: u32, pid2: u32) -> io::Result<bool> {
     kcmp(pid1, pid2, KCMP_FILES, 0, 0)
 }
 
-fn kcmp(pid1: u32, pid2: u32, kind: libc::c_int, idx1: libc::c_ulong, idx2: libc::c_ulong) -> io::Result<bool> {
+fn kcmp(
+    pid1: u32,
+    pid2: u32,
+    kind: libc::c_int,
+    idx1: libc::c_ulong,
+    idx2: libc::c_ulong,
+) -> io::Result<bool> {
     // SAFETY: kcmp takes only integers and touches no memory of ours.
     let rc = unsafe {
-        libc::syscall(libc::SYS_kcmp, pid1 as libc::pid_t, pid2 as libc::pid_t, kind, idx1, idx2)
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid1 as libc::pid_t,
+            pid2 as libc::pid_t,
+            kind,
+            idx1,
+            idx2,
+        )
     };
     match rc {
         0 => Ok(true),
@@ -29,7 +42,9 @@ fn kcmp(pid1: u32, pid2: u32, kind: libc::c_int, idx1: libc::c_ulong, idx2: libc
         _ => {
             let error = io::Error::last_os_error();
             match error.raw_os_error() {
-                Some(libc::ESRCH | libc::EBADF) => Err(io::Error::new(io::ErrorKind::NotFound, error)),
+                Some(libc::ESRCH | libc::EBADF) => {
+                    Err(io::Error::new(io::ErrorKind::NotFound, error))
+                }
                 _ => Err(error),
             }
         }

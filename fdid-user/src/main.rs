@@ -98,7 +98,11 @@ enum CollectorArg {
 
 impl SurveyArgs {
     fn options(&self, whole_system: bool) -> SurveyOptions {
-        let scope = if self.tree { Scope::trees(self.pids.clone()) } else { Scope::pids(self.pids.clone()) };
+        let scope = if self.tree {
+            Scope::trees(self.pids.clone())
+        } else {
+            Scope::pids(self.pids.clone())
+        };
         let mut options = SurveyOptions::new(scope);
         options.verify = match self.verify {
             VerifyArg::Ambiguous => VerifyMode::Ambiguous,
@@ -141,7 +145,11 @@ async fn main() -> ExitCode {
         None => cli.survey.verbose,
     };
     env_logger::Builder::new()
-        .filter_level(if verbose { log::LevelFilter::Debug } else { log::LevelFilter::Warn })
+        .filter_level(if verbose {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Warn
+        })
         .format_timestamp(None)
         .init();
     // The survey blocks in read(2) on the iterator; run it off the runtime so Ctrl-C is answered.
@@ -165,14 +173,19 @@ async fn main() -> ExitCode {
 
 /// clap's message up to its first blank line, on one line ("error: … --pid <PID>").
 fn one_line(message: &str) -> String {
-    let lines: Vec<&str> =
-        message.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    let lines: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
     lines.join(" ")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause.downcast_ref::<io::Error>().is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -191,14 +204,26 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Check { survey: args, allowed, no_inherited }) => {
+        Some(Command::Check {
+            survey: args,
+            allowed,
+            no_inherited,
+        }) => {
             if args.pids.is_empty() {
                 anyhow::bail!("check needs --pid: which processes to check");
             }
             let survey = Survey::run(&args.options(true)).context("survey")?;
-            let scope: BTreeSet<u32> =
-                survey.fds.iter().filter(|f| f.in_scope).map(|f| f.record.tgid).chain(args.pids.iter().copied()).collect();
-            let policy = CheckPolicy { allowed: allowed.iter().copied().collect(), no_inherited: *no_inherited };
+            let scope: BTreeSet<u32> = survey
+                .fds
+                .iter()
+                .filter(|f| f.in_scope)
+                .map(|f| f.record.tgid)
+                .chain(args.pids.iter().copied())
+                .collect();
+            let policy = CheckPolicy {
+                allowed: allowed.iter().copied().collect(),
+                no_inherited: *no_inherited,
+            };
             let violations = check::violations(&survey, &scope, &policy);
             let mut out = BufWriter::new(io::stdout().lock());
             let mut names = report::Names::default();
@@ -222,10 +247,18 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 )?;
             }
             if violations.is_empty() {
-                writeln!(out, "ok: {} processes share no open file description outside the allowed set", scope.len())?;
+                writeln!(
+                    out,
+                    "ok: {} processes share no open file description outside the allowed set",
+                    scope.len()
+                )?;
             }
             out.flush()?;
-            Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

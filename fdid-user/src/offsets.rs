@@ -25,7 +25,9 @@ pub struct KernelLayout {
 pub enum LayoutError {
     #[error(transparent)]
     Btf(#[from] BtfError),
-    #[error("BTF member `{strukt}.{member}` is {found_size} bytes ({found_kind:?}), fdid reads {size} bytes ({kind:?})")]
+    #[error(
+        "BTF member `{strukt}.{member}` is {found_size} bytes ({found_kind:?}), fdid reads {size} bytes ({kind:?})"
+    )]
     Shape {
         strukt: &'static str,
         member: &'static str,
@@ -65,9 +67,17 @@ impl KernelLayout {
         let int = &[Int][..];
         let ptr = &[Pointer][..];
         let (file_refs, refs_bias, refs_member) = match btf.member("file", "f_ref") {
-            Ok(_) => (member(btf, "file", "f_ref", 8, &[Struct, Union])?, 0, "f_ref"),
+            Ok(_) => (
+                member(btf, "file", "f_ref", 8, &[Struct, Union])?,
+                0,
+                "f_ref",
+            ),
             Err(BtfError::NoMember { .. }) => match btf.member("file", "f_count") {
-                Ok(_) => (member(btf, "file", "f_count", 8, &[Struct, Union])?, u64::MAX, "f_count"),
+                Ok(_) => (
+                    member(btf, "file", "f_count", 8, &[Struct, Union])?,
+                    u64::MAX,
+                    "f_count",
+                ),
                 Err(BtfError::NoMember { .. }) => return Err(LayoutError::NoRefCount),
                 Err(other) => return Err(other.into()),
             },

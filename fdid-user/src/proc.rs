@@ -19,7 +19,9 @@ pub fn fd_path(pid: u32, fd: u32) -> Option<PathBuf> {
 pub enum PidKind {
     Process,
     /// A thread of the process `tgid`.
-    Thread { tgid: u32 },
+    Thread {
+        tgid: u32,
+    },
     Missing,
 }
 
@@ -42,9 +44,15 @@ pub fn pid_kind(pid: u32) -> PidKind {
 /// The parent of every process (`/proc/PID/stat`, field 4), for `--tree` and ancestor checks.
 pub fn parents() -> std::collections::HashMap<u32, u32> {
     let mut parents = std::collections::HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else { return parents };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return parents;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some(ppid) = parent_of(pid) {

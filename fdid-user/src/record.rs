@@ -13,10 +13,13 @@ pub enum DecodeError {
 /// Decodes a complete stream. An empty stream is zero records; a length that is not a multiple of
 /// [`RECORD_SIZE`] is an error.
 pub fn decode(bytes: &[u8]) -> Result<Vec<FdRecord>, DecodeError> {
-    if bytes.len() % RECORD_SIZE != 0 {
+    if !bytes.len().is_multiple_of(RECORD_SIZE) {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
-    Ok(bytes.chunks_exact(RECORD_SIZE).map(record_from_bytes).collect())
+    Ok(bytes
+        .chunks_exact(RECORD_SIZE)
+        .map(record_from_bytes)
+        .collect())
 }
 
 fn record_from_bytes(chunk: &[u8]) -> FdRecord {
@@ -46,12 +49,17 @@ pub fn read_all(mut reader: impl Read, mut sink: impl FnMut(FdRecord)) -> std::i
         total += read as u64;
         filled += read;
         let whole = filled - filled % RECORD_SIZE;
-        buffer[..whole].chunks_exact(RECORD_SIZE).map(record_from_bytes).for_each(&mut sink);
+        buffer[..whole]
+            .chunks_exact(RECORD_SIZE)
+            .map(record_from_bytes)
+            .for_each(&mut sink);
         buffer.copy_within(whole..filled, 0);
         filled -= whole;
     }
     if filled != 0 {
-        let error = DecodeError::Truncated { len: total as usize };
+        let error = DecodeError::Truncated {
+            len: total as usize,
+        };
         return Err(std::io::Error::new(ErrorKind::InvalidData, error));
     }
     Ok(total)
@@ -119,7 +127,12 @@ mod tests {
     fn a_truncated_stream_is_an_error_not_a_panic() {
         let mut bytes = bytes_of(&sample(2));
         bytes.pop();
-        assert_eq!(decode(&bytes), Err(DecodeError::Truncated { len: 2 * RECORD_SIZE - 1 }));
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::Truncated {
+                len: 2 * RECORD_SIZE - 1
+            })
+        );
         let error = read_all(&bytes[..], |_| {}).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidData);
         assert!(decode(&bytes[..10]).is_err());
@@ -145,7 +158,14 @@ mod tests {
         let records = sample(5);
         let bytes = bytes_of(&records);
         let mut seen = Vec::new();
-        read_all(Dribble { data: &bytes, step: 37 }, |r| seen.push(r)).unwrap();
+        read_all(
+            Dribble {
+                data: &bytes,
+                step: 37,
+            },
+            |r| seen.push(r),
+        )
+        .unwrap();
         assert_eq!(seen, records);
     }
 }

@@ -45,11 +45,17 @@ impl Scope {
     }
     /// These processes.
     pub fn pids(pids: impl IntoIterator<Item = u32>) -> Self {
-        Self { pids: pids.into_iter().collect(), tree: false }
+        Self {
+            pids: pids.into_iter().collect(),
+            tree: false,
+        }
     }
     /// These processes and their descendants.
     pub fn trees(pids: impl IntoIterator<Item = u32>) -> Self {
-        Self { pids: pids.into_iter().collect(), tree: true }
+        Self {
+            pids: pids.into_iter().collect(),
+            tree: true,
+        }
     }
     pub fn is_system(&self) -> bool {
         self.pids.is_empty()
@@ -173,17 +179,17 @@ impl Survey {
         // A scoped survey walks the whole system too when someone outside may hold the same
         // descriptions: always for procfs (no reference counts), for BPF when a description has more
         // references than holders in the scope.
-        if let Some(pids) = &scope {
-            if options.whole_system || may_be_held_outside(&collection) {
-                let (all, all_own_refs) = collector.collect(&Target::All)?;
-                own_refs = all_own_refs;
-                collect_time += all.elapsed;
-                let kernel_filtered = collection.kernel_filtered;
-                collection = all;
-                collection.kernel_filtered = kernel_filtered;
-                whole_system = true;
-                keep_related(&mut collection, pids);
-            }
+        if let Some(pids) = &scope
+            && (options.whole_system || may_be_held_outside(&collection))
+        {
+            let (all, all_own_refs) = collector.collect(&Target::All)?;
+            own_refs = all_own_refs;
+            collect_time += all.elapsed;
+            let kernel_filtered = collection.kernel_filtered;
+            collection = all;
+            collection.kernel_filtered = kernel_filtered;
+            whole_system = true;
+            keep_related(&mut collection, pids);
         }
 
         // From a nested pid namespace, holders outside it are invisible: the walk is not whole.
@@ -212,16 +218,38 @@ impl Survey {
             let mut holders = Vec::with_capacity(description.fds.len());
             for &i in &description.fds {
                 let record = collection.records[i];
-                let in_scope = scope.as_ref().is_none_or(|pids| pids.contains(&record.tgid));
+                let in_scope = scope
+                    .as_ref()
+                    .is_none_or(|pids| pids.contains(&record.tgid));
                 slot_of_record[i] = fds.len();
                 holders.push(fds.len());
-                fds.push(SurveyFd { record, id, in_scope, unconfirmed: description.unconfirmed });
+                fds.push(SurveyFd {
+                    record,
+                    id,
+                    in_scope,
+                    unconfirmed: description.unconfirmed,
+                });
             }
-            let refs = description.fds.iter().map(|&i| collection.records[i].refs).max().unwrap_or(0);
-            let own = if evidence.hashed { own_refs.get(&first.file_hash).copied().unwrap_or(0) } else { 0 };
+            let refs = description
+                .fds
+                .iter()
+                .map(|&i| collection.records[i].refs)
+                .max()
+                .unwrap_or(0);
+            let own = if evidence.hashed {
+                own_refs.get(&first.file_hash).copied().unwrap_or(0)
+            } else {
+                0
+            };
             let hidden_refs =
                 (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64 + own));
-            files.push(OpenFile { id, holders, refs, hidden_refs, confirmed: description.confirmed });
+            files.push(OpenFile {
+                id,
+                holders,
+                refs,
+                hidden_refs,
+                confirmed: description.confirmed,
+            });
         }
         // Keep fds in walk order (process by process), not grouped by description.
         let mut order: Vec<usize> = (0..fds.len()).collect();
@@ -263,7 +291,10 @@ impl Survey {
 
     /// The id of `pid`'s fd `fd`.
     pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
-        self.fds.iter().find(|f| f.record.tgid == pid && f.record.fd == fd).map(|f| f.id)
+        self.fds
+            .iter()
+            .find(|f| f.record.tgid == pid && f.record.fd == fd)
+            .map(|f| f.id)
     }
 
     /// Descriptions held by more than one fd, or by an fd outside the scope.
@@ -273,24 +304,36 @@ impl Survey {
 
     /// Descriptions that have at least one holder in the scope.
     pub fn files_in_scope(&self) -> impl Iterator<Item = &OpenFile> {
-        self.files.iter().filter(|f| f.holders.iter().any(|&h| self.fds[h].in_scope))
+        self.files
+            .iter()
+            .filter(|f| f.holders.iter().any(|&h| self.fds[h].in_scope))
     }
 
     /// Other descriptions of the same inode (opened separately: two `open()`s of one file, the two
     /// ends of one pipe).
     pub fn same_inode(&self, id: OpenFileId) -> Vec<OpenFileId> {
-        let Some(file) = self.file(id) else { return Vec::new() };
+        let Some(file) = self.file(id) else {
+            return Vec::new();
+        };
         let key = |f: &OpenFile| {
             let r = &self.fds[f.holders[0]].record;
             (r.dev, r.ino)
         };
         let wanted = key(file);
-        self.files.iter().filter(|f| f.id != id && key(f) == wanted).map(|f| f.id).collect()
+        self.files
+            .iter()
+            .filter(|f| f.id != id && key(f) == wanted)
+            .map(|f| f.id)
+            .collect()
     }
 
     /// Distinct processes among the fds.
     pub fn processes(&self) -> usize {
-        self.fds.iter().map(|f| f.record.tgid).collect::<BTreeSet<_>>().len()
+        self.fds
+            .iter()
+            .map(|f| f.record.tgid)
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 }
 
@@ -306,13 +349,17 @@ fn resolve_scope(scope: &Scope) -> Result<Option<BTreeSet<u32>>, SurveyError> {
             proc::PidKind::Missing => return Err(SurveyError::NoSuchProcess(pid)),
         }
     }
-    let pids = if scope.tree { proc::with_descendants(&scope.pids) } else { scope.pids.clone() };
+    let pids = if scope.tree {
+        proc::with_descendants(&scope.pids)
+    } else {
+        scope.pids.clone()
+    };
     Ok(Some(pids.into_iter().collect()))
 }
 
 /// One loaded collector for all the walks of a survey.
 enum Collector {
-    Bpf(collect::bpf::BpfCollector),
+    Bpf(Box<collect::bpf::BpfCollector>),
     Procfs,
 }
 
@@ -321,7 +368,10 @@ impl Collector {
         Ok(match options.collector {
             // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
             // link's pid filter walk everything and the scope is filtered in userspace.
-            CollectorKind::Bpf => Self::Bpf(collect::bpf::BpfCollector::load(&options.bpf, None)?),
+            CollectorKind::Bpf => Self::Bpf(Box::new(collect::bpf::BpfCollector::load(
+                &options.bpf,
+                None,
+            )?)),
             CollectorKind::Procfs => Self::Procfs,
         })
     }
@@ -364,15 +414,30 @@ fn may_be_held_outside(collection: &Collection) -> bool {
 /// processes that may be the same descriptions (same pointer hash, or same inode without hashes).
 fn keep_related(collection: &mut Collection, scope: &BTreeSet<u32>) {
     let hashed = collection.source == Source::Bpf;
-    let key = |r: &FdRecord| if hashed { (r.file_hash, 0, 0) } else { (0, r.dev, r.ino) };
-    let wanted: HashSet<(u64, u32, u64)> =
-        collection.records.iter().filter(|r| scope.contains(&r.tgid)).map(key).collect();
-    collection.records.retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
+    let key = |r: &FdRecord| {
+        if hashed {
+            (r.file_hash, 0, 0)
+        } else {
+            (0, r.dev, r.ino)
+        }
+    };
+    let wanted: HashSet<(u64, u32, u64)> = collection
+        .records
+        .iter()
+        .filter(|r| scope.contains(&r.tgid))
+        .map(key)
+        .collect();
+    collection
+        .records
+        .retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
 }
 
 /// Finds processes that share one fd table (equal `files_struct` hash, confirmed with
 /// `kcmp(KCMP_FILES)`) and drops the duplicate records of all but one of them.
-fn merge_shared_tables(records: &mut Vec<FdRecord>, scope: Option<&BTreeSet<u32>>) -> Vec<SharedTable> {
+fn merge_shared_tables(
+    records: &mut Vec<FdRecord>,
+    scope: Option<&BTreeSet<u32>>,
+) -> Vec<SharedTable> {
     let mut tables: HashMap<u64, BTreeSet<u32>> = HashMap::new();
     for r in records.iter().filter(|r| r.files_hash != 0) {
         tables.entry(r.files_hash).or_default().insert(r.tgid);

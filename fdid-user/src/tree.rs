@@ -73,7 +73,12 @@ impl GenidTree {
     pub fn ids_at(&self, genid: u32) -> Vec<OpenFileId> {
         self.main
             .get(&genid)
-            .map(|subids| subids.iter().map(|&subid| OpenFileId::new(genid, subid)).collect())
+            .map(|subids| {
+                subids
+                    .iter()
+                    .map(|&subid| OpenFileId::new(genid, subid))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -95,7 +100,11 @@ mod tests {
     fn genid_folds_dev_ino_and_both_halves_of_the_offset() {
         assert_eq!(make_genid(0, 0, 0), 0);
         assert_eq!(make_genid(0x801, 0, 0), 0x801);
-        assert_eq!(make_genid(0, 0x1_0000_0002, 0), 2, "ino is truncated to 32 bits");
+        assert_eq!(
+            make_genid(0, 0x1_0000_0002, 0),
+            2,
+            "ino is truncated to 32 bits"
+        );
         assert_eq!(make_genid(0, 0, 0x5_0000_0003), 5 ^ 3, "pos_hi ^ pos_lo");
         assert_eq!(make_genid(1, 2, 4), 7);
     }

@@ -118,10 +118,17 @@ pub fn identify(
             stats.groups_checked += 1;
             let before = descriptions.len();
             split(records, group, cmp, &mut stats, &mut descriptions);
-            let confirmed = descriptions[before..].iter().filter(|d| !d.unconfirmed).count();
+            let confirmed = descriptions[before..]
+                .iter()
+                .filter(|d| !d.unconfirmed)
+                .count();
             stats.splits += confirmed.saturating_sub(1);
         } else {
-            descriptions.push(Description { fds: group, confirmed: false, unconfirmed: false });
+            descriptions.push(Description {
+                fds: group,
+                confirmed: false,
+                unconfirmed: false,
+            });
         }
     }
     descriptions.sort_by_key(|d| d.fds[0]);
@@ -152,7 +159,11 @@ fn split(
 ) {
     while let Some((&first, others)) = rest.split_first() {
         if others.is_empty() {
-            out.push(Description { fds: vec![first], confirmed: false, unconfirmed: false });
+            out.push(Description {
+                fds: vec![first],
+                confirmed: false,
+                unconfirmed: false,
+            });
             break;
         }
         let mut same = vec![first];
@@ -177,16 +188,32 @@ fn split(
         }
         stats.unconfirmed_fds += vanished.len();
         for &gone in &vanished {
-            out.push(Description { fds: vec![gone], confirmed: false, unconfirmed: true });
+            out.push(Description {
+                fds: vec![gone],
+                confirmed: false,
+                unconfirmed: true,
+            });
         }
         if first_gone {
             stats.unconfirmed_fds += 1;
-            out.push(Description { fds: vec![first], confirmed: false, unconfirmed: true });
+            out.push(Description {
+                fds: vec![first],
+                confirmed: false,
+                unconfirmed: true,
+            });
             // Start over without it (and without those already known gone) under a new first fd.
-            rest = others.iter().copied().filter(|i| !vanished.contains(i)).collect();
+            rest = others
+                .iter()
+                .copied()
+                .filter(|i| !vanished.contains(i))
+                .collect();
             continue;
         }
-        out.push(Description { fds: same, confirmed: true, unconfirmed: false });
+        out.push(Description {
+            fds: same,
+            confirmed: true,
+            unconfirmed: false,
+        });
         rest = different;
     }
 }
@@ -205,31 +232,58 @@ mod tests {
         fn same_file(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<bool> {
             self.calls += 1;
             let lookup = |r: &FdRecord| {
-                self.truth.get(&(r.tgid, r.fd)).copied().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+                self.truth
+                    .get(&(r.tgid, r.fd))
+                    .copied()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
             };
             Ok(lookup(a)? == lookup(b)?)
         }
     }
 
     fn fd(pid: u32, fd: u32, hash: u64, refs: u64) -> FdRecord {
-        FdRecord { tgid: pid, tid: pid, fd, dev: 1, ino: 10, flags: 2, refs, file_hash: hash, ..FdRecord::default() }
+        FdRecord {
+            tgid: pid,
+            tid: pid,
+            fd,
+            dev: 1,
+            ino: 10,
+            flags: 2,
+            refs,
+            file_hash: hash,
+            ..FdRecord::default()
+        }
     }
 
     fn groups(descriptions: &[Description], records: &[FdRecord]) -> Vec<Vec<(u32, u32)>> {
         descriptions
             .iter()
-            .map(|d| d.fds.iter().map(|&i| (records[i].tgid, records[i].fd)).collect())
+            .map(|d| {
+                d.fds
+                    .iter()
+                    .map(|&i| (records[i].tgid, records[i].fd))
+                    .collect()
+            })
             .collect()
     }
 
-    const FULL: Evidence = Evidence { hashed: true, full_hash: true };
+    const FULL: Evidence = Evidence {
+        hashed: true,
+        full_hash: true,
+    };
 
     #[test]
     fn equal_full_hashes_are_trusted_without_kcmp() {
         let records = [fd(1, 3, 0xaa, 2), fd(2, 3, 0xaa, 2), fd(2, 4, 0xbb, 1)];
-        let mut kernel = FakeKernel { truth: HashMap::new(), calls: 0 };
+        let mut kernel = FakeKernel {
+            truth: HashMap::new(),
+            calls: 0,
+        };
         let (found, stats) = identify(&records, FULL, VerifyMode::Ambiguous, &mut kernel);
-        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)], vec![(2, 4)]]);
+        assert_eq!(
+            groups(&found, &records),
+            vec![vec![(1, 3), (2, 3)], vec![(2, 4)]]
+        );
         assert_eq!((stats.kcmp_calls, kernel.calls), (0, 0));
     }
 
@@ -241,17 +295,31 @@ mod tests {
         let mut kernel = FakeKernel { truth, calls: 0 };
         let (found, stats) = identify(&records, FULL, VerifyMode::Ambiguous, &mut kernel);
         assert_eq!(groups(&found, &records), vec![vec![(1, 3)], vec![(2, 5)]]);
-        assert_eq!((stats.groups_checked, stats.kcmp_calls, stats.splits), (1, 1, 1));
+        assert_eq!(
+            (stats.groups_checked, stats.kcmp_calls, stats.splits),
+            (1, 1, 1)
+        );
     }
 
     #[test]
     fn narrowed_hashes_are_confirmed_and_collisions_split() {
-        let records = [fd(1, 3, 1, 2), fd(2, 3, 1, 2), fd(3, 7, 1, 1), fd(3, 8, 1, 1)];
+        let records = [
+            fd(1, 3, 1, 2),
+            fd(2, 3, 1, 2),
+            fd(3, 7, 1, 1),
+            fd(3, 8, 1, 1),
+        ];
         let truth = HashMap::from([((1, 3), 1), ((2, 3), 1), ((3, 7), 2), ((3, 8), 3)]);
         let mut kernel = FakeKernel { truth, calls: 0 };
-        let evidence = Evidence { hashed: true, full_hash: false };
+        let evidence = Evidence {
+            hashed: true,
+            full_hash: false,
+        };
         let (found, stats) = identify(&records, evidence, VerifyMode::Ambiguous, &mut kernel);
-        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)], vec![(3, 7)], vec![(3, 8)]]);
+        assert_eq!(
+            groups(&found, &records),
+            vec![vec![(1, 3), (2, 3)], vec![(3, 7)], vec![(3, 8)]]
+        );
         assert_eq!(stats.splits, 2);
         assert!(found[0].confirmed);
     }
@@ -263,7 +331,10 @@ mod tests {
         let mut read_only = fd(3, 3, 0xaa, 2);
         read_only.flags = 0;
         let records = [fd(1, 3, 0xaa, 2), other_inode, read_only];
-        let mut kernel = FakeKernel { truth: HashMap::new(), calls: 0 };
+        let mut kernel = FakeKernel {
+            truth: HashMap::new(),
+            calls: 0,
+        };
         let (found, stats) = identify(&records, FULL, VerifyMode::All, &mut kernel);
         assert_eq!(found.len(), 3);
         assert_eq!(stats.kcmp_calls, 0);
@@ -276,7 +347,10 @@ mod tests {
         let truth = HashMap::from([((1, 3), 1), ((2, 3), 1)]);
         let mut kernel = FakeKernel { truth, calls: 0 };
         let (found, stats) = identify(&records, FULL, VerifyMode::All, &mut kernel);
-        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)], vec![(9, 3)]]);
+        assert_eq!(
+            groups(&found, &records),
+            vec![vec![(1, 3), (2, 3)], vec![(9, 3)]]
+        );
         assert!(found[1].unconfirmed && !found[0].unconfirmed);
         assert_eq!(stats.unconfirmed_fds, 1);
         assert_eq!(stats.splits, 0, "a vanished fd is not a split");
@@ -288,7 +362,10 @@ mod tests {
         let truth = HashMap::from([((1, 3), 1), ((2, 3), 1)]);
         let mut kernel = FakeKernel { truth, calls: 0 };
         let (found, _) = identify(&records, FULL, VerifyMode::All, &mut kernel);
-        assert_eq!(groups(&found, &records), vec![vec![(9, 3)], vec![(1, 3), (2, 3)]]);
+        assert_eq!(
+            groups(&found, &records),
+            vec![vec![(9, 3)], vec![(1, 3), (2, 3)]]
+        );
         assert!(found[0].unconfirmed);
     }
 
@@ -297,9 +374,15 @@ mod tests {
         let records = [fd(1, 3, 0, 0), fd(2, 3, 0, 0), fd(2, 4, 0, 0)];
         let truth = HashMap::from([((1, 3), 1), ((2, 3), 1), ((2, 4), 2)]);
         let mut kernel = FakeKernel { truth, calls: 0 };
-        let evidence = Evidence { hashed: false, full_hash: false };
+        let evidence = Evidence {
+            hashed: false,
+            full_hash: false,
+        };
         let (found, stats) = identify(&records, evidence, VerifyMode::None, &mut kernel);
-        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)], vec![(2, 4)]]);
+        assert_eq!(
+            groups(&found, &records),
+            vec![vec![(1, 3), (2, 3)], vec![(2, 4)]]
+        );
         assert_eq!(stats.kcmp_calls, 2);
     }
 }

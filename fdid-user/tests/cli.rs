@@ -17,10 +17,20 @@ fn assert_one_line_error(args: &[&str], needle: &str) {
     let output = fdid(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "fdid {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "fdid {args:?} panicked: {stderr}");
-    assert!(stderr.contains(needle), "fdid {args:?}: expected `{needle}` in: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "fdid {args:?} panicked: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "fdid {args:?}: expected `{needle}` in: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "fdid {args:?}: one error line, got: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "fdid {args:?}: one error line, got: {stderr}"
+    );
 }
 
 #[test]
@@ -46,7 +56,11 @@ fn a_shell_holding_a_dup_is_shown_as_one_description() {
         .spawn()
         .expect("start sh");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(shell.stdout.as_mut().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(shell.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     let pid = shell.id().to_string();
     let output = fdid(&["--pid", &pid]);
     shell.kill().ok();
@@ -60,18 +74,31 @@ fn a_shell_holding_a_dup_is_shown_as_one_description() {
     }
     assert!(output.status.success(), "fdid --pid {pid} failed: {stderr}");
     let holders = format!("    held by sleep({pid}):3 sleep({pid}):4\n");
-    assert!(stdout.contains(&holders), "expected `{holders}` in:\n{stdout}");
+    assert!(
+        stdout.contains(&holders),
+        "expected `{holders}` in:\n{stdout}"
+    );
     assert!(stdout.contains("/dev/null"), "{stdout}");
     let summary = stdout.lines().last().unwrap_or_default();
-    assert!(summary.starts_with("1 processes,"), "summary line: {summary}");
-    assert!(summary.contains("kernel pid filter"), "summary line: {summary}");
+    assert!(
+        summary.starts_with("1 processes,"),
+        "summary line: {summary}"
+    );
+    assert!(
+        summary.contains("kernel pid filter"),
+        "summary line: {summary}"
+    );
 }
 
 /// Starts `sh -c SCRIPT`; the script prints one line (a pid) and keeps running. Returns (shell, line).
 fn shell_printing_a_pid(script: &str) -> (std::process::Child, u32) {
     use std::os::unix::process::CommandExt as _;
     let mut command = Command::new("sh");
-    command.args(["-c", script]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    command
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     // SAFETY: close_range is async-signal-safe. It drops the fds this test process inherited without
     // O_CLOEXEC (from cargo and whatever started it), which other processes share too.
     unsafe {
@@ -82,14 +109,21 @@ fn shell_printing_a_pid(script: &str) -> (std::process::Child, u32) {
     }
     let mut shell = command.spawn().expect("start sh");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(shell.stdout.as_mut().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(shell.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     (shell, line.trim().parse().expect("a pid"))
 }
 
 /// Skips (outside CI, not root) or fails when fdid could not survey.
 fn survey_ran(output: &Output) -> bool {
     if !output.status.success() && !in_ci() && unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: fdid needs root for BPF: {}", String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "SKIPPED: fdid needs root for BPF: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         return false;
     }
     true
@@ -104,7 +138,11 @@ fn json_is_one_object_with_fds_files_and_summary() {
     if !survey_ran(&output) {
         return;
     }
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     let fds = json["fds"].as_array().expect("fds array");
     let fd = |n: u64| {
@@ -121,7 +159,12 @@ fn json_is_one_object_with_fds_files_and_summary() {
     assert_eq!(fd(3)["type"], "CHR");
     assert_eq!(fd(3)["comm"], "sleep");
     assert!(fd(3)["dev"].as_str().unwrap().contains(':'));
-    let file = json["files"].as_array().unwrap().iter().find(|f| f["id"] == id).expect("the description");
+    let file = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .expect("the description");
     let holders: Vec<(u64, u64)> = file["holders"]
         .as_array()
         .unwrap()
@@ -146,7 +189,10 @@ fn dot_draws_the_process_and_the_description_it_holds_twice() {
     let dot = String::from_utf8_lossy(&output.stdout);
     assert!(dot.starts_with("digraph fdid {"), "{dot}");
     assert!(dot.contains(&format!("p{pid} [shape=box")), "{dot}");
-    assert!(dot.contains(&format!("p{pid} -> f")) && dot.contains("[label=\"3,4\"]"), "{dot}");
+    assert!(
+        dot.contains(&format!("p{pid} -> f")) && dot.contains("[label=\"3,4\"]"),
+        "{dot}"
+    );
     assert!(dot.contains("CHR /dev/null"), "{dot}");
     assert!(dot.trim_end().ends_with('}'));
 }
@@ -158,19 +204,50 @@ fn check_catches_an_fd_leaked_to_a_child_across_exec() {
     let child_arg = child.to_string();
     let strict = fdid(&["check", "--pid", &child_arg, "--no-inherited"]);
     let lenient = fdid(&["check", "--pid", &child_arg]);
-    let allowed = fdid(&["check", "--pid", &child_arg, "--no-inherited", "--allow-shared-with", &shell.id().to_string()]);
+    let allowed = fdid(&[
+        "check",
+        "--pid",
+        &child_arg,
+        "--no-inherited",
+        "--allow-shared-with",
+        &shell.id().to_string(),
+    ]);
     shell.kill().ok();
     shell.wait().ok();
     if !survey_ran(&lenient) {
         return;
     }
     let strict_out = String::from_utf8_lossy(&strict.stdout);
-    assert_eq!(strict.status.code(), Some(1), "{strict_out}{}", String::from_utf8_lossy(&strict.stderr));
-    assert!(strict_out.contains(&format!("fd 5 of sleep({child})")), "{strict_out}");
-    assert!(strict_out.contains(&format!("sh({})", shell.id())), "{strict_out}");
-    assert!(!strict_out.contains("fd 1 of"), "standard streams are not leaks: {strict_out}");
-    assert_eq!(lenient.status.code(), Some(0), "inherited sharing is allowed by default: {}", String::from_utf8_lossy(&lenient.stdout));
-    assert_eq!(allowed.status.code(), Some(0), "{}", String::from_utf8_lossy(&allowed.stdout));
+    assert_eq!(
+        strict.status.code(),
+        Some(1),
+        "{strict_out}{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    assert!(
+        strict_out.contains(&format!("fd 5 of sleep({child})")),
+        "{strict_out}"
+    );
+    assert!(
+        strict_out.contains(&format!("sh({})", shell.id())),
+        "{strict_out}"
+    );
+    assert!(
+        !strict_out.contains("fd 1 of"),
+        "standard streams are not leaks: {strict_out}"
+    );
+    assert_eq!(
+        lenient.status.code(),
+        Some(0),
+        "inherited sharing is allowed by default: {}",
+        String::from_utf8_lossy(&lenient.stdout)
+    );
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stdout)
+    );
 }
 
 #[test]
@@ -192,20 +269,35 @@ fn pids_inside_a_new_pid_namespace_are_that_namespaces_pids() {
         return;
     }
     let script = format!("exec 3</dev/null 4<&3; sleep 30 & {FDID} --json --pid $!; kill $!");
-    let output = Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script]).output().unwrap();
+    let output = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .output()
+        .unwrap();
     if !survey_ran(&output) {
         return;
     }
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     let fds = json["fds"].as_array().unwrap();
     let in_scope: Vec<&serde_json::Value> = fds.iter().filter(|f| f["in_scope"] == true).collect();
     assert!(!in_scope.is_empty());
     // In the new namespace sh is pid 1 and its first child, sleep, is pid 2.
-    assert!(in_scope.iter().all(|f| f["pid"] == 2 && f["comm"] == "sleep"), "{in_scope:?}");
+    assert!(
+        in_scope
+            .iter()
+            .all(|f| f["pid"] == 2 && f["comm"] == "sleep"),
+        "{in_scope:?}"
+    );
     let fd = |n: u64| in_scope.iter().find(|f| f["fd"] == n).unwrap();
     assert_eq!(fd(3)["id"], fd(4)["id"]);
     // The shell (pid 1 here) holds the same description as an outside holder.
     assert!(fds.iter().any(|f| f["pid"] == 1 && f["id"] == fd(3)["id"]));
-    assert_eq!(json["summary"]["whole_system"], false, "holders outside the namespace are invisible");
+    assert_eq!(
+        json["summary"]["whole_system"], false,
+        "holders outside the namespace are invisible"
+    );
 }

@@ -43,21 +43,38 @@ impl Scenario {
             facts.insert(name.to_owned(), value.parse().expect("numeric fact"));
         }
         assert!(facts.contains_key("pid"), "scenario {args:?} did not start");
-        Self { child, stdin, stdout, facts }
+        Self {
+            child,
+            stdin,
+            stdout,
+            facts,
+        }
     }
 
     /// Waits for a fact the scenario prints after `ready` (e.g. `received`).
     pub fn later_fact(&mut self, name: &str) -> u32 {
-        let line = self.stdout.next().expect("scenario output ended").expect("read scenario output");
-        let value = line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' '));
-        let value: u32 = value.unwrap_or_else(|| panic!("expected `{name} N`, got `{line}`")).parse().expect("number");
+        let line = self
+            .stdout
+            .next()
+            .expect("scenario output ended")
+            .expect("read scenario output");
+        let value = line
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(' '));
+        let value: u32 = value
+            .unwrap_or_else(|| panic!("expected `{name} N`, got `{line}`"))
+            .parse()
+            .expect("number");
         self.facts.insert(name.to_owned(), value);
         value
     }
 
     /// A fact the scenario printed, e.g. `fact("file_dup")`.
     pub fn fact(&self, name: &str) -> u32 {
-        *self.facts.get(name).unwrap_or_else(|| panic!("scenario has no fact `{name}`"))
+        *self
+            .facts
+            .get(name)
+            .unwrap_or_else(|| panic!("scenario has no fact `{name}`"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -84,7 +101,10 @@ fn bpf_unavailable_reason() -> Option<String> {
         return Some("not root (loading BPF needs CAP_BPF and CAP_PERFMON)".to_owned());
     }
     if !Path::new(fdid::btf::VMLINUX_BTF).exists() {
-        return Some(format!("{} is missing (kernel without BTF)", fdid::btf::VMLINUX_BTF));
+        return Some(format!(
+            "{} is missing (kernel without BTF)",
+            fdid::btf::VMLINUX_BTF
+        ));
     }
     None
 }
@@ -93,10 +113,16 @@ fn bpf_unavailable_reason() -> Option<String> {
 /// why the test skips.
 fn skip_or_fail(error: String) {
     match bpf_unavailable_reason() {
-        Some(reason) if !in_ci() => eprintln!("SKIPPED: BPF test cannot run here: {reason} ({error})"),
+        Some(reason) if !in_ci() => {
+            eprintln!("SKIPPED: BPF test cannot run here: {reason} ({error})")
+        }
         _ => panic!(
             "BPF survey failed{}: {error}",
-            if in_ci() { " (CI=true: BPF tests must run)" } else { "" }
+            if in_ci() {
+                " (CI=true: BPF tests must run)"
+            } else {
+                ""
+            }
         ),
     }
 }
@@ -104,12 +130,16 @@ fn skip_or_fail(error: String) {
 /// Collects `target` with the real BPF program. Outside CI, on a machine that obviously cannot load it,
 /// prints why and returns `None` (the test then skips); in CI, or for any other failure, panics.
 pub fn bpf_collect(target: &Target, options: &bpf::BpfOptions) -> Option<Collection> {
-    bpf::collect(target, options).map_err(|error| skip_or_fail(format!("{error:#}"))).ok()
+    bpf::collect(target, options)
+        .map_err(|error| skip_or_fail(format!("{error:#}")))
+        .ok()
 }
 
 /// Runs a survey with the real BPF program, with the same CI rule as [`bpf_collect`].
 pub fn bpf_survey(options: &SurveyOptions) -> Option<Survey> {
-    Survey::run(options).map_err(|error| skip_or_fail(format!("{error:#}"))).ok()
+    Survey::run(options)
+        .map_err(|error| skip_or_fail(format!("{error:#}")))
+        .ok()
 }
 
 /// Collects `target` from procfs (the independent oracle).
@@ -119,7 +149,12 @@ pub fn procfs_collect(target: &Target) -> Collection {
 
 /// The records of one process, keyed by fd.
 pub fn by_fd(collection: &Collection, pid: u32) -> HashMap<u32, FdRecord> {
-    collection.records.iter().filter(|r| r.tgid == pid).map(|r| (r.fd, *r)).collect()
+    collection
+        .records
+        .iter()
+        .filter(|r| r.tgid == pid)
+        .map(|r| (r.fd, *r))
+        .collect()
 }
 
 /// Ground truth straight from the kernel: do these two fds share one open file description?
@@ -129,7 +164,9 @@ pub fn kcmp_same(pid1: u32, fd1: u32, pid2: u32, fd2: u32) -> bool {
 
 /// The survey's id for `pid`'s fd `fd`; panics when the survey does not have it.
 pub fn id(survey: &Survey, pid: u32, fd: u32) -> OpenFileId {
-    survey.id_of(pid, fd).unwrap_or_else(|| panic!("the survey has no fd {fd} of process {pid}"))
+    survey
+        .id_of(pid, fd)
+        .unwrap_or_else(|| panic!("the survey has no fd {fd} of process {pid}"))
 }
 
 /// Checks the survey's partition of `fds` against kcmp, pair by pair; returns the number of pairs that
@@ -140,7 +177,10 @@ pub fn assert_grouping_matches_kcmp(survey: &Survey, fds: &[(u32, u32)]) -> usiz
         for &(pid2, fd2) in &fds[i + 1..] {
             let truth = kcmp_same(pid1, fd1, pid2, fd2);
             let found = id(survey, pid1, fd1) == id(survey, pid2, fd2);
-            assert_eq!(found, truth, "{pid1}:{fd1} and {pid2}:{fd2}: kcmp says same = {truth}");
+            assert_eq!(
+                found, truth,
+                "{pid1}:{fd1} and {pid2}:{fd2}: kcmp says same = {truth}"
+            );
             shared += usize::from(truth);
         }
     }

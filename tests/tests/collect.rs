@@ -18,7 +18,9 @@ fn one_process_collected_by_bpf_equals_procfs_field_by_field() {
     let scenario = Scenario::start(SCENARIO, &["fdset"]);
     let pid = scenario.pid();
     let target = Target::Pids(vec![pid]);
-    let Some(bpf) = bpf_collect(&target, &BpfOptions::default()) else { return };
+    let Some(bpf) = bpf_collect(&target, &BpfOptions::default()) else {
+        return;
+    };
     let procfs = procfs_collect(&target);
 
     let bpf_fds = by_fd(&bpf, pid);
@@ -28,64 +30,148 @@ fn one_process_collected_by_bpf_equals_procfs_field_by_field() {
         procfs_fds.keys().collect::<HashSet<_>>(),
         "both collectors see the same fds"
     );
-    for name in ["file", "file_dup", "file_again", "pipe_r", "pipe_w", "sock_a", "sock_b", "tcp", "eventfd", "epoll", "timerfd", "memfd"] {
-        assert!(bpf_fds.contains_key(&scenario.fact(name)), "BPF survey lacks the scenario's {name}");
+    for name in [
+        "file",
+        "file_dup",
+        "file_again",
+        "pipe_r",
+        "pipe_w",
+        "sock_a",
+        "sock_b",
+        "tcp",
+        "eventfd",
+        "epoll",
+        "timerfd",
+        "memfd",
+    ] {
+        assert!(
+            bpf_fds.contains_key(&scenario.fact(name)),
+            "BPF survey lacks the scenario's {name}"
+        );
     }
     for (fd, from_bpf) in &bpf_fds {
         let from_procfs = &procfs_fds[fd];
         let key = |r: &fdid::FdRecord| (r.tgid, r.fd, r.dev, r.ino, r.pos, r.flags, r.mode);
-        assert_eq!(key(from_bpf), key(from_procfs), "fd {fd}: (pid, fd, dev, ino, pos, flags, mode)");
-        assert!(from_bpf.refs >= 1, "fd {fd}: an open description has at least one reference");
-        assert_ne!(from_bpf.file_hash, 0, "fd {fd}: BPF records carry a pointer hash");
+        assert_eq!(
+            key(from_bpf),
+            key(from_procfs),
+            "fd {fd}: (pid, fd, dev, ino, pos, flags, mode)"
+        );
+        assert!(
+            from_bpf.refs >= 1,
+            "fd {fd}: an open description has at least one reference"
+        );
+        assert_ne!(
+            from_bpf.file_hash, 0,
+            "fd {fd}: BPF records carry a pointer hash"
+        );
     }
-    assert_eq!(bpf_fds[&scenario.fact("file")].pos, 5, "the scenario seeked its file to 5");
+    assert_eq!(
+        bpf_fds[&scenario.fact("file")].pos,
+        5,
+        "the scenario seeked its file to 5"
+    );
 }
 
 #[test]
 fn a_dup_shares_one_description_and_a_second_open_does_not() {
     let scenario = Scenario::start(SCENARIO, &["fdset"]);
     let pid = scenario.pid();
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else { return };
-    let (file, dup, again) = (scenario.fact("file"), scenario.fact("file_dup"), scenario.fact("file_again"));
+    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else {
+        return;
+    };
+    let (file, dup, again) = (
+        scenario.fact("file"),
+        scenario.fact("file_dup"),
+        scenario.fact("file_again"),
+    );
 
-    assert!(kcmp_same(pid, file, pid, dup), "ground truth: dup shares the description");
-    assert!(!kcmp_same(pid, file, pid, again), "ground truth: a second open is another description");
+    assert!(
+        kcmp_same(pid, file, pid, dup),
+        "ground truth: dup shares the description"
+    );
+    assert!(
+        !kcmp_same(pid, file, pid, again),
+        "ground truth: a second open is another description"
+    );
     assert_eq!(id(&survey, pid, file), id(&survey, pid, dup));
     assert_ne!(id(&survey, pid, file), id(&survey, pid, again));
     let file_entry = survey.file(id(&survey, pid, file)).unwrap();
-    assert_eq!(file_entry.refs, 5, "fd, dup, dup2, dup3 and F_DUPFD_CLOEXEC: five references");
+    assert_eq!(
+        file_entry.refs, 5,
+        "fd, dup, dup2, dup3 and F_DUPFD_CLOEXEC: five references"
+    );
     assert_eq!(survey.file(id(&survey, pid, again)).unwrap().refs, 1);
-    assert_eq!(survey.same_inode(id(&survey, pid, file)), vec![id(&survey, pid, again)], "same inode, opened twice");
+    assert_eq!(
+        survey.same_inode(id(&survey, pid, file)),
+        vec![id(&survey, pid, again)],
+        "same inode, opened twice"
+    );
 }
 
 #[test]
 fn every_pair_of_fds_in_a_process_is_grouped_as_kcmp_says() {
     let scenario = Scenario::start(SCENARIO, &["fdset"]);
     let pid = scenario.pid();
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else { return };
+    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else {
+        return;
+    };
     let shared_pairs = assert_grouping_matches_kcmp(&survey, &fds_of(&[pid]));
-    assert!(shared_pairs >= 10, "the five holders of the dup'ed file make 10 pairs, got {shared_pairs}");
+    assert!(
+        shared_pairs >= 10,
+        "the five holders of the dup'ed file make 10 pairs, got {shared_pairs}"
+    );
 }
 
 #[test]
 fn parent_and_two_children_of_one_fork_share_the_inherited_fds() {
     let scenario = Scenario::start(SCENARIO, &["fork", "2"]);
-    let (parent, child0, child1) = (scenario.pid(), scenario.fact("child0"), scenario.fact("child1"));
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::system())) else { return };
+    let (parent, child0, child1) = (
+        scenario.pid(),
+        scenario.fact("child0"),
+        scenario.fact("child1"),
+    );
+    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::system())) else {
+        return;
+    };
     for name in ["file", "pipe_r", "pipe_w"] {
         let fd = scenario.fact(name);
         for child in [child0, child1] {
-            assert!(kcmp_same(parent, fd, child, fd), "ground truth: {name} is inherited");
-            assert_eq!(id(&survey, parent, fd), id(&survey, child, fd), "{name}: parent and child {child}");
+            assert!(
+                kcmp_same(parent, fd, child, fd),
+                "ground truth: {name} is inherited"
+            );
+            assert_eq!(
+                id(&survey, parent, fd),
+                id(&survey, child, fd),
+                "{name}: parent and child {child}"
+            );
         }
     }
-    let file = survey.file(id(&survey, parent, scenario.fact("file"))).unwrap();
+    let file = survey
+        .file(id(&survey, parent, scenario.fact("file")))
+        .unwrap();
     assert_eq!(file.refs, 3, "one reference per process");
     assert_eq!(file.holders.len(), 3);
-    assert_eq!(file.hidden_refs, Some(0), "every reference is explained by an fd");
+    assert_eq!(
+        file.hidden_refs,
+        Some(0),
+        "every reference is explained by an fd"
+    );
     let parent_only = scenario.fact("parent_only");
-    assert_eq!(survey.id_of(child0, parent_only), None, "opened after the fork");
-    assert_eq!(survey.file(id(&survey, parent, parent_only)).unwrap().holders.len(), 1);
+    assert_eq!(
+        survey.id_of(child0, parent_only),
+        None,
+        "opened after the fork"
+    );
+    assert_eq!(
+        survey
+            .file(id(&survey, parent, parent_only))
+            .unwrap()
+            .holders
+            .len(),
+        1
+    );
     assert_grouping_matches_kcmp(&survey, &fds_of(&[parent, child0, child1]));
 }
 
@@ -93,24 +179,48 @@ fn parent_and_two_children_of_one_fork_share_the_inherited_fds() {
 fn pid_filter_makes_the_kernel_walk_only_that_process() {
     let scenario = Scenario::start(SCENARIO, &["fork", "1"]);
     let (parent, child) = (scenario.pid(), scenario.fact("child0"));
-    let Some(collection) = bpf_collect(&Target::Pids(vec![parent]), &BpfOptions::default()) else { return };
+    let Some(collection) = bpf_collect(&Target::Pids(vec![parent]), &BpfOptions::default()) else {
+        return;
+    };
 
     // With the kernel's filter the collector drops nothing in userspace, so any record of another task
     // would show that the kernel walked it.
-    assert!(collection.kernel_filtered, "this kernel (6.1+) takes the pid filter on the iterator link");
-    let others = collection.records.iter().filter(|r| r.tgid != parent).count();
+    assert!(
+        collection.kernel_filtered,
+        "this kernel (6.1+) takes the pid filter on the iterator link"
+    );
+    let others = collection
+        .records
+        .iter()
+        .filter(|r| r.tgid != parent)
+        .count();
     assert_eq!(others, 0, "records of other tasks");
     assert!(!collection.records.iter().any(|r| r.tgid == child));
     let procfs = procfs_collect(&Target::Pids(vec![parent]));
-    assert_eq!(collection.records.len(), procfs.records.len(), "every fd of the process, no more");
-    assert!(collection.records.iter().any(|r| r.fd == scenario.fact("parent_only")));
+    assert_eq!(
+        collection.records.len(),
+        procfs.records.len(),
+        "every fd of the process, no more"
+    );
+    assert!(
+        collection
+            .records
+            .iter()
+            .any(|r| r.fd == scenario.fact("parent_only"))
+    );
 }
 
 #[test]
 fn procfs_collector_groups_the_fork_tree_like_bpf() {
     let scenario = Scenario::start(SCENARIO, &["fork", "2"]);
-    let pids = [scenario.pid(), scenario.fact("child0"), scenario.fact("child1")];
-    let Some(bpf) = bpf_survey(&SurveyOptions::new(Scope::pids(pids))) else { return };
+    let pids = [
+        scenario.pid(),
+        scenario.fact("child0"),
+        scenario.fact("child1"),
+    ];
+    let Some(bpf) = bpf_survey(&SurveyOptions::new(Scope::pids(pids))) else {
+        return;
+    };
     let mut options = SurveyOptions::new(Scope::pids(pids));
     options.collector = fdid::survey::CollectorKind::Procfs;
     let procfs = fdid::Survey::run(&options).expect("procfs survey");
@@ -124,5 +234,8 @@ fn procfs_collector_groups_the_fork_tree_like_bpf() {
             );
         }
     }
-    assert!(procfs.stats.verify.kcmp_calls > 0, "procfs grouping is done by kcmp");
+    assert!(
+        procfs.stats.verify.kcmp_calls > 0,
+        "procfs grouping is done by kcmp"
+    );
 }

@@ -108,7 +108,11 @@ impl Workspace {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
         let tools = target.join("xtask-tools");
-        Ok(Self { root, target, tools })
+        Ok(Self {
+            root,
+            target,
+            tools,
+        })
     }
 }
 
@@ -131,7 +135,14 @@ fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
         .env_remove("RUSTDOC")
         .env_remove("CARGO")
         .arg("+nightly")
-        .args(["build", "--package", "fdid-ebpf", "--bin", "fdid-ebpf", "--release"])
+        .args([
+            "build",
+            "--package",
+            "fdid-ebpf",
+            "--bin",
+            "fdid-ebpf",
+            "--release",
+        ])
         .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         .args(["--config", "profile.release.panic=\"abort\""])
         .arg("--target-dir")
@@ -149,7 +160,10 @@ fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
     }
     let object = target_dir.join("bpfel-unknown-none/release/fdid-ebpf");
     if !object.is_file() {
-        bail!("the BPF build succeeded but {} is missing", object.display());
+        bail!(
+            "the BPF build succeeded but {} is missing",
+            object.display()
+        );
     }
     Ok(object)
 }
@@ -157,7 +171,14 @@ fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
 /// Builds the `fdid` binary (release) embedding `object`.
 fn build_user(ws: &Workspace, object: &Path) -> Result<()> {
     let status = cargo(ws)
-        .args(["build", "--release", "--package", "fdid-user", "--bin", "fdid"])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "fdid-user",
+            "--bin",
+            "fdid",
+        ])
         .env(OBJECT_ENV, object)
         .status()
         .context("running cargo build")?;

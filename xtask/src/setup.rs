@@ -46,7 +46,11 @@ pub fn ensure(ws: &Workspace, verbosity: Verbosity) -> Result<Tools> {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&libllvm, &link)
             .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
-        say(&format!("LLVM prefix: {} -> {}", link.display(), libllvm.display()));
+        say(&format!(
+            "LLVM prefix: {} -> {}",
+            link.display(),
+            libllvm.display()
+        ));
     } else if verbosity == Verbosity::Report {
         say(&format!("LLVM prefix ok: {}", link.display()));
     }
@@ -54,7 +58,10 @@ pub fn ensure(ws: &Workspace, verbosity: Verbosity) -> Result<Tools> {
     let bpf_linker = ws.tools.join("bin/bpf-linker");
     if linker_version(&bpf_linker, &llvm_lib_dir).as_deref() == Some(BPF_LINKER_VERSION) {
         if verbosity == Verbosity::Report {
-            say(&format!("bpf-linker {BPF_LINKER_VERSION} ok: {}", bpf_linker.display()));
+            say(&format!(
+                "bpf-linker {BPF_LINKER_VERSION} ok: {}",
+                bpf_linker.display()
+            ));
         }
     } else {
         say(&format!(
@@ -66,7 +73,12 @@ pub fn ensure(ws: &Workspace, verbosity: Verbosity) -> Result<Tools> {
             .env_remove("RUSTC")
             .env_remove("CARGO")
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
-            .args(["--no-default-features", "--features", LLVM_FEATURE, "--force"])
+            .args([
+                "--no-default-features",
+                "--features",
+                LLVM_FEATURE,
+                "--force",
+            ])
             .arg("--root")
             .arg(&ws.tools)
             .env("LLVM_PREFIX", &prefix)
@@ -80,7 +92,10 @@ pub fn ensure(ws: &Workspace, verbosity: Verbosity) -> Result<Tools> {
             other => bail!("bpf-linker was installed but reports version {other:?}"),
         }
     }
-    Ok(Tools { bpf_linker, llvm_lib_dir })
+    Ok(Tools {
+        bpf_linker,
+        llvm_lib_dir,
+    })
 }
 
 fn ensure_rust_src(verbosity: Verbosity, say: &dyn Fn(&str)) -> Result<()> {
@@ -121,14 +136,18 @@ fn nightly_sysroot() -> Result<PathBuf> {
         .output()
         .context("running rustc +nightly --print sysroot")?;
     if !output.status.success() {
-        bail!("rustc +nightly --print sysroot failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "rustc +nightly --print sysroot failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
 
 /// The nightly toolchain's own LLVM, `lib/libLLVM.so.<major>.<minor>-rust-*`.
 fn find_libllvm(lib_dir: &Path) -> Result<PathBuf> {
-    let entries = fs::read_dir(lib_dir).with_context(|| format!("reading {}", lib_dir.display()))?;
+    let entries =
+        fs::read_dir(lib_dir).with_context(|| format!("reading {}", lib_dir.display()))?;
     let mut found: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| {
@@ -140,7 +159,10 @@ fn find_libllvm(lib_dir: &Path) -> Result<PathBuf> {
     found.sort();
     match found.pop() {
         Some(path) => Ok(path),
-        None => bail!("no libLLVM.so.*-rust-* in {} (nightly toolchain incomplete?)", lib_dir.display()),
+        None => bail!(
+            "no libLLVM.so.*-rust-* in {} (nightly toolchain incomplete?)",
+            lib_dir.display()
+        ),
     }
 }
 

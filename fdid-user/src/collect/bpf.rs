@@ -100,7 +100,11 @@ impl BpfCollector {
             return Err(BpfError::NoTaskFileIterator);
         }
         let layout = KernelLayout::resolve(&btf)?;
-        let program_filter = if layout.kernel_pid_filter { 0 } else { filter_hint.unwrap_or(0) };
+        let program_filter = if layout.kernel_pid_filter {
+            0
+        } else {
+            filter_hint.unwrap_or(0)
+        };
         let config = ConfigGlobal(IterConfig {
             hash_key: random_key()?,
             hash_mask: options.hash_mask,
@@ -128,10 +132,18 @@ impl BpfCollector {
         } else {
             None
         };
-        log::debug!("offsets resolved and object loaded after {:?}", started.elapsed());
+        log::debug!(
+            "offsets resolved and object loaded after {:?}",
+            started.elapsed()
+        );
         load_program(&mut ebpf, &kernel_btf)?;
         log::debug!("program verified and loaded after {:?}", started.elapsed());
-        Ok(Self { ebpf, layout, logger, program_filter })
+        Ok(Self {
+            ebpf,
+            layout,
+            logger,
+            program_filter,
+        })
     }
 
     /// What was resolved from the kernel's BTF.
@@ -168,7 +180,12 @@ impl BpfCollector {
         if let Some(logger) = &mut self.logger {
             logger.flush();
         }
-        Ok(Collection { records, source: Source::Bpf, kernel_filtered, elapsed: started.elapsed() })
+        Ok(Collection {
+            records,
+            source: Source::Bpf,
+            kernel_filtered,
+            elapsed: started.elapsed(),
+        })
     }
 }
 
@@ -214,7 +231,11 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
 
 /// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator
 /// instance on it and decodes everything it writes.
-fn read_iterator(program: BorrowedFd<'_>, pid: Option<u32>, records: &mut Vec<FdRecord>) -> Result<(), BpfError> {
+fn read_iterator(
+    program: BorrowedFd<'_>,
+    pid: Option<u32>,
+    records: &mut Vec<FdRecord>,
+) -> Result<(), BpfError> {
     let link = sys::iter_link_create(program, pid).map_err(|source| BpfError::Syscall {
         call: "BPF_LINK_CREATE (iter/task_file)",
         source,
@@ -280,7 +301,12 @@ mod sys {
         // SAFETY: `attr` is a live, zero-initialised repr(C) prefix of `union bpf_attr` of the size we
         // pass; the kernel zero-extends shorter attrs and only reads what the command defines.
         let rc = unsafe {
-            libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), std::mem::size_of::<T>())
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                std::ptr::from_mut(attr),
+                std::mem::size_of::<T>(),
+            )
         };
         if rc < 0 {
             return Err(std::io::Error::last_os_error());
@@ -292,7 +318,10 @@ mod sys {
     /// `BPF_LINK_CREATE` for an iterator program; with `pid`, the kernel walks only that process
     /// (`bpf_iter_link_info.task.pid`, 6.1+).
     pub fn iter_link_create(program: BorrowedFd<'_>, pid: Option<u32>) -> std::io::Result<OwnedFd> {
-        let info = IterLinkInfoTask { pid: pid.unwrap_or(0), ..Default::default() };
+        let info = IterLinkInfoTask {
+            pid: pid.unwrap_or(0),
+            ..Default::default()
+        };
         let mut attr = LinkCreateAttr {
             prog_fd: program.as_raw_fd() as u32,
             attach_type: BPF_TRACE_ITER,
@@ -307,7 +336,10 @@ mod sys {
 
     /// `BPF_ITER_CREATE`: a readable instance of the iterator behind `link`.
     pub fn iter_create(link: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
-        let mut attr = IterCreateAttr { link_fd: link.as_raw_fd() as u32, flags: 0 };
+        let mut attr = IterCreateAttr {
+            link_fd: link.as_raw_fd() as u32,
+            flags: 0,
+        };
         bpf(BPF_ITER_CREATE, &mut attr)
     }
 }
@@ -325,7 +357,11 @@ mod tests {
         for pointer in [0u64, 1, 0xffff_8880_0123_4567, u64::MAX, keys[0] ^ keys[1]] {
             let mut reference = siphasher::sip::SipHasher24::new_with_keys(keys[0], keys[1]);
             reference.write(&pointer.to_le_bytes());
-            assert_eq!(siphash24_u64(keys, pointer), reference.finish(), "pointer {pointer:#x}");
+            assert_eq!(
+                siphash24_u64(keys, pointer),
+                reference.finish(),
+                "pointer {pointer:#x}"
+            );
         }
     }
 

@@ -3,12 +3,7 @@
 //! Slow (a few syscalls per fd) and blind to pointers, so its records carry no hashes and no reference
 //! count; grouping them needs kcmp. It is the tests' independent oracle and the fallback without BPF.
 
-use std::{
-    fs,
-    os::unix::fs::MetadataExt,
-    path::Path,
-    time::Instant,
-};
+use std::{fs, os::unix::fs::MetadataExt, path::Path, time::Instant};
 
 use super::{Collection, Source, Target};
 use crate::record::FdRecord;
@@ -43,7 +38,9 @@ pub fn all_pids() -> std::io::Result<Vec<u32>> {
 
 fn collect_process(pid: u32, records: &mut Vec<FdRecord>) {
     let dir = Path::new("/proc").join(pid.to_string());
-    let Ok(entries) = fs::read_dir(dir.join("fd")) else { return };
+    let Ok(entries) = fs::read_dir(dir.join("fd")) else {
+        return;
+    };
     let mut fds: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect();

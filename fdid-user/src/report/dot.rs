@@ -38,15 +38,26 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         for &h in &file.holders {
             let fd = &survey.fds[h];
             processes.entry(fd.record.tgid).or_insert(fd.in_scope);
-            fds_by_pid.entry(fd.record.tgid).or_default().push(fd.record.fd.to_string());
+            fds_by_pid
+                .entry(fd.record.tgid)
+                .or_default()
+                .push(fd.record.fd.to_string());
         }
         for (pid, fds) in fds_by_pid {
-            edges.push(format!("  p{pid} -> f{} [label=\"{}\"];", file.id.0, fds.join(",")));
+            edges.push(format!(
+                "  p{pid} -> f{} [label=\"{}\"];",
+                file.id.0,
+                fds.join(",")
+            ));
         }
     }
     for (pid, in_scope) in processes {
         let style = if in_scope { "" } else { ", style=dashed" };
-        writeln!(out, "  p{pid} [shape=box{style}, label=\"{}\\n{pid}\"];", label(names.comm(pid)))?;
+        writeln!(
+            out,
+            "  p{pid} [shape=box{style}, label=\"{}\\n{pid}\"];",
+            label(names.comm(pid))
+        )?;
     }
     for edge in edges {
         writeln!(out, "{edge}")?;

@@ -45,8 +45,12 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
     let mut names = Names::default();
     // Paths are looked up once per description.
     let mut paths: Vec<Option<String>> = vec![None; survey.files.len()];
-    let file_index: std::collections::HashMap<_, _> =
-        survey.files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+    let file_index: std::collections::HashMap<_, _> = survey
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.id, i))
+        .collect();
 
     out.write_all(b"{\"fds\":[")?;
     for (n, fd) in survey.fds.iter().enumerate() {
@@ -75,14 +79,22 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         write_str(out, path)?;
         out.write_all(b",\"comm\":")?;
         write_str(out, names.comm(r.tgid))?;
-        write!(out, ",\"in_scope\":{},\"unconfirmed\":{}}}", fd.in_scope, fd.unconfirmed)?;
+        write!(
+            out,
+            ",\"in_scope\":{},\"unconfirmed\":{}}}",
+            fd.in_scope, fd.unconfirmed
+        )?;
     }
     out.write_all(b"],\"files\":[")?;
     for (n, file) in survey.files.iter().enumerate() {
         if n > 0 {
             out.write_all(b",")?;
         }
-        write!(out, "{{\"id\":{},\"refs\":{},\"hidden_refs\":", file.id.0, file.refs)?;
+        write!(
+            out,
+            "{{\"id\":{},\"refs\":{},\"hidden_refs\":",
+            file.id.0, file.refs
+        )?;
         match file.hidden_refs {
             Some(hidden) => write!(out, "{hidden}")?,
             None => out.write_all(b"null")?,
@@ -90,7 +102,13 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         write!(out, ",\"confirmed\":{},\"holders\":[", file.confirmed)?;
         for (k, &h) in file.holders.iter().enumerate() {
             let r = &survey.fds[h].record;
-            write!(out, "{}{{\"pid\":{},\"fd\":{}}}", if k > 0 { "," } else { "" }, r.tgid, r.fd)?;
+            write!(
+                out,
+                "{}{{\"pid\":{},\"fd\":{}}}",
+                if k > 0 { "," } else { "" },
+                r.tgid,
+                r.fd
+            )?;
         }
         out.write_all(b"],\"same_inode\":[")?;
         for (k, id) in survey.same_inode(file.id).iter().enumerate() {
@@ -101,7 +119,12 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
     out.write_all(b"],\"shared_tables\":[")?;
     for (n, table) in survey.shared_tables.iter().enumerate() {
         let pids: Vec<String> = table.pids.iter().map(u32::to_string).collect();
-        write!(out, "{}{{\"pids\":[{}]}}", if n > 0 { "," } else { "" }, pids.join(","))?;
+        write!(
+            out,
+            "{}{{\"pids\":[{}]}}",
+            if n > 0 { "," } else { "" },
+            pids.join(",")
+        )?;
     }
     let stats = &survey.stats;
     write!(

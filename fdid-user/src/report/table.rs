@@ -38,25 +38,52 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
         for &h in &file.holders {
             let fd = &survey.fds[h];
             let label = holder_label(&mut names, fd.record.tgid, fd.record.tid, fd.record.fd);
-            let label = if fd.unconfirmed { format!("{label}(unconfirmed)") } else { label };
-            if fd.in_scope { inside.push(label) } else { outside.push(label) }
+            let label = if fd.unconfirmed {
+                format!("{label}(unconfirmed)")
+            } else {
+                label
+            };
+            if fd.in_scope {
+                inside.push(label)
+            } else {
+                outside.push(label)
+            }
         }
         writeln!(out, "    held by {}", inside.join(" "))?;
         if !outside.is_empty() {
-            writeln!(out, "    also held outside the scope by {}", outside.join(" "))?;
+            writeln!(
+                out,
+                "    also held outside the scope by {}",
+                outside.join(" ")
+            )?;
         }
         if let Some(hidden) = file.hidden_refs.filter(|&n| n > 0) {
-            writeln!(out, "    {hidden} hidden reference(s): held by no fd (mmap, SCM_RIGHTS in flight, io_uring…; approximate)")?;
+            writeln!(
+                out,
+                "    {hidden} hidden reference(s): held by no fd (mmap, SCM_RIGHTS in flight, io_uring…; approximate)"
+            )?;
         }
         let same_inode = survey.same_inode(file.id);
         if !same_inode.is_empty() {
             let ids: Vec<String> = same_inode.iter().map(|id| id.to_string()).collect();
-            writeln!(out, "    same inode, opened separately as {}", ids.join(" "))?;
+            writeln!(
+                out,
+                "    same inode, opened separately as {}",
+                ids.join(" ")
+            )?;
         }
     }
     for table in &survey.shared_tables {
-        let pids: Vec<String> = table.pids.iter().map(|&pid| format!("{}({pid})", names.comm(pid))).collect();
-        writeln!(out, "shared fd table (CLONE_FILES): {} — fds listed once, under the first", pids.join(" "))?;
+        let pids: Vec<String> = table
+            .pids
+            .iter()
+            .map(|&pid| format!("{}({pid})", names.comm(pid)))
+            .collect();
+        writeln!(
+            out,
+            "shared fd table (CLONE_FILES): {} — fds listed once, under the first",
+            pids.join(" ")
+        )?;
     }
     writeln!(out, "{}", summary_line(survey))
 }
@@ -87,7 +114,13 @@ pub fn summary_line(survey: &Survey) -> String {
         "{processes} processes, {fds} fds, {files} open file descriptions, {shared} shared; \
          kcmp {calls} calls, {splits} splits, {unconfirmed} unconfirmed; \
          {source} ({walk}) {collect:.1} ms, total {total:.1} ms",
-        processes = survey.fds.iter().filter(|f| f.in_scope).map(|f| f.record.tgid).collect::<std::collections::BTreeSet<_>>().len(),
+        processes = survey
+            .fds
+            .iter()
+            .filter(|f| f.in_scope)
+            .map(|f| f.record.tgid)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         files = in_scope.len(),
         calls = stats.verify.kcmp_calls,
         splits = stats.verify.splits,

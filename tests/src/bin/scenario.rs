@@ -43,7 +43,10 @@ fn check(rc: libc::c_long, what: &str) -> i32 {
 
 fn open(path: &CString, flags: libc::c_int) -> RawFd {
     // SAFETY: `path` is a valid NUL-terminated string.
-    check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CREAT, 0o600) }.into(), "open")
+    check(
+        unsafe { libc::open(path.as_ptr(), flags | libc::O_CREAT, 0o600) }.into(),
+        "open",
+    )
 }
 
 /// A new file in the temp dir with some content; unlinked when the scenario ends (see `main`).
@@ -107,34 +110,72 @@ fn fdset(facts: &mut Facts) {
         facts.add("file", file);
         facts.add("file_dup", check(libc::dup(file).into(), "dup"));
         facts.add("file_dup2", check(libc::dup2(file, 50).into(), "dup2"));
-        facts.add("file_dup3", check(libc::dup3(file, 51, libc::O_CLOEXEC).into(), "dup3"));
-        facts.add("file_dupfd_cloexec", check(libc::fcntl(file, libc::F_DUPFD_CLOEXEC, 60).into(), "F_DUPFD_CLOEXEC"));
+        facts.add(
+            "file_dup3",
+            check(libc::dup3(file, 51, libc::O_CLOEXEC).into(), "dup3"),
+        );
+        facts.add(
+            "file_dupfd_cloexec",
+            check(
+                libc::fcntl(file, libc::F_DUPFD_CLOEXEC, 60).into(),
+                "F_DUPFD_CLOEXEC",
+            ),
+        );
         facts.add("file_again", open(&path, libc::O_RDONLY));
         let mut pipe = [0; 2];
         check(libc::pipe(pipe.as_mut_ptr()).into(), "pipe");
         facts.add("pipe_r", pipe[0]);
         facts.add("pipe_w", pipe[1]);
         let mut pair = [0; 2];
-        check(libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(), "socketpair");
+        check(
+            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(),
+            "socketpair",
+        );
         facts.add("sock_a", pair[0]);
         facts.add("sock_b", pair[1]);
-        let tcp = check(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0).into(), "socket");
+        let tcp = check(
+            libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0).into(),
+            "socket",
+        );
         let mut address: libc::sockaddr_in = std::mem::zeroed();
         address.sin_family = libc::AF_INET as libc::sa_family_t;
         address.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
         check(
-            libc::bind(tcp, (&raw const address).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32).into(),
+            libc::bind(
+                tcp,
+                (&raw const address).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+            .into(),
             "bind 127.0.0.1:0",
         );
         check(libc::listen(tcp, 1).into(), "listen");
         facts.add("tcp", tcp);
         facts.add("eventfd", check(libc::eventfd(0, 0).into(), "eventfd"));
         let epoll = check(libc::epoll_create1(0).into(), "epoll_create1");
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
-        check(libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, pipe[0], &mut event).into(), "epoll_ctl");
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
+        check(
+            libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, pipe[0], &mut event).into(),
+            "epoll_ctl",
+        );
         facts.add("epoll", epoll);
-        facts.add("timerfd", check(libc::timerfd_create(libc::CLOCK_MONOTONIC, 0).into(), "timerfd_create"));
-        facts.add("memfd", check(libc::memfd_create(c"fdid-scenario".as_ptr(), 0).into(), "memfd_create"));
+        facts.add(
+            "timerfd",
+            check(
+                libc::timerfd_create(libc::CLOCK_MONOTONIC, 0).into(),
+                "timerfd_create",
+            ),
+        );
+        facts.add(
+            "memfd",
+            check(
+                libc::memfd_create(c"fdid-scenario".as_ptr(), 0).into(),
+                "memfd_create",
+            ),
+        );
     }
     unlink(&path);
 }
@@ -165,7 +206,10 @@ fn fork_tree(facts: &mut Facts, children: u32, extra_files: u32) -> Vec<libc::pi
         facts.add(&format!("child{i}"), pid);
         pids.push(pid);
     }
-    facts.add("parent_only", open(&CString::new("/dev/null").expect("literal"), libc::O_RDONLY));
+    facts.add(
+        "parent_only",
+        open(&CString::new("/dev/null").expect("literal"), libc::O_RDONLY),
+    );
     pids
 }
 
@@ -175,7 +219,10 @@ fn send_fd(socket: RawFd, fd: RawFd) {
     // CMSG_SPACE/CMSG_LEN as sendmsg expects.
     unsafe {
         let mut byte = [b'x'];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
         let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
         let mut control = vec![0u8; space];
         let mut message: libc::msghdr = std::mem::zeroed();
@@ -188,7 +235,10 @@ fn send_fd(socket: RawFd, fd: RawFd) {
         (*header).cmsg_type = libc::SCM_RIGHTS;
         (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
         libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
-        check(libc::sendmsg(socket, &message, 0) as libc::c_long, "sendmsg");
+        check(
+            libc::sendmsg(socket, &message, 0) as libc::c_long,
+            "sendmsg",
+        );
     }
 }
 
@@ -197,7 +247,10 @@ fn receive_fd(socket: RawFd) -> RawFd {
     // SAFETY: as in `send_fd`, every buffer is local and sized for one fd.
     unsafe {
         let mut byte = [0u8];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
         let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
         let mut control = vec![0u8; space];
         let mut message: libc::msghdr = std::mem::zeroed();
@@ -205,7 +258,10 @@ fn receive_fd(socket: RawFd) -> RawFd {
         message.msg_iovlen = 1;
         message.msg_control = control.as_mut_ptr().cast();
         message.msg_controllen = space;
-        check(libc::recvmsg(socket, &mut message, 0) as libc::c_long, "recvmsg");
+        check(
+            libc::recvmsg(socket, &mut message, 0) as libc::c_long,
+            "recvmsg",
+        );
         let header = libc::CMSG_FIRSTHDR(&message);
         if header.is_null() || (*header).cmsg_type != libc::SCM_RIGHTS {
             eprintln!("fdid-scenario: no fd received");
@@ -242,7 +298,10 @@ fn pipe() -> [RawFd; 2] {
 fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     let mut pair = [0; 2];
     // SAFETY: socketpair writes two fds into the local array.
-    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(), "socketpair");
+    check(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
+        "socketpair",
+    );
     let report = pipe();
     let parent = std::process::id() as libc::pid_t;
     let child = fork();
@@ -259,7 +318,10 @@ fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     facts.add("file", file);
     facts.add("child_fd", read_i32(report[0]));
     // SAFETY: memfd_create with a literal name.
-    let in_flight = check(unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(), "memfd_create");
+    let in_flight = check(
+        unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(),
+        "memfd_create",
+    );
     send_fd(pair[0], in_flight);
     facts.add("in_flight", in_flight);
     vec![child]
@@ -279,7 +341,10 @@ fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
 
 fn unix_socket() -> RawFd {
     // SAFETY: socket takes only integers.
-    check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) }.into(), "socket")
+    check(
+        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) }.into(),
+        "socket",
+    )
 }
 
 /// Binds and listens on NAME; receiving happens after `ready` (see `main`).
@@ -288,7 +353,10 @@ fn scm_listen(name: &str) -> RawFd {
     let (address, length) = abstract_address(name);
     // SAFETY: binding and listening with a local address.
     unsafe {
-        check(libc::bind(listener, (&raw const address).cast(), length).into(), "bind");
+        check(
+            libc::bind(listener, (&raw const address).cast(), length).into(),
+            "bind",
+        );
         check(libc::listen(listener, 1).into(), "listen");
     }
     listener
@@ -298,7 +366,10 @@ fn scm_send(facts: &mut Facts, name: &str) {
     let socket = unix_socket();
     let (address, length) = abstract_address(name);
     // SAFETY: connecting with a local address.
-    check(unsafe { libc::connect(socket, (&raw const address).cast(), length) }.into(), "connect");
+    check(
+        unsafe { libc::connect(socket, (&raw const address).cast(), length) }.into(),
+        "connect",
+    );
     let path = scratch_file("scm-send");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
@@ -321,7 +392,10 @@ fn pidfd(facts: &mut Facts) -> Vec<libc::pid_t> {
     // SAFETY: plain syscalls with integer arguments.
     let copy = unsafe {
         let pidfd = check(libc::syscall(libc::SYS_pidfd_open, child, 0), "pidfd_open");
-        let copy = check(libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_file, 0), "pidfd_getfd");
+        let copy = check(
+            libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_file, 0),
+            "pidfd_getfd",
+        );
         libc::close(pidfd);
         copy
     };
@@ -340,17 +414,24 @@ fn threads(facts: &mut Facts, count: u32) {
     facts.add("pipe_r", pipe[0]);
     facts.add("pipe_w", pipe[1]);
     for _ in 0..count {
-        std::thread::spawn(|| loop {
-            std::thread::park();
+        std::thread::spawn(|| {
+            loop {
+                std::thread::park();
+            }
         });
     }
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // SAFETY: unshare and open affect only this thread's new fd table.
         unsafe {
-            check(libc::unshare(libc::CLONE_FILES).into(), "unshare(CLONE_FILES)");
+            check(
+                libc::unshare(libc::CLONE_FILES).into(),
+                "unshare(CLONE_FILES)",
+            );
             let fd = open(&CString::new("/dev/zero").expect("literal"), libc::O_RDONLY);
-            sender.send((libc::gettid(), fd)).expect("report to main thread");
+            sender
+                .send((libc::gettid(), fd))
+                .expect("report to main thread");
         }
         loop {
             std::thread::park();
@@ -366,7 +447,16 @@ fn clone_files(facts: &mut Facts) -> Vec<libc::pid_t> {
     // SAFETY: clone without a new stack behaves like fork (the child runs on a copy-on-write stack);
     // the process is single-threaded.
     let child = check(
-        unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_FILES | libc::SIGCHLD, 0, 0, 0, 0) },
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_FILES | libc::SIGCHLD,
+                0,
+                0,
+                0,
+                0,
+            )
+        },
         "clone(CLONE_FILES)",
     );
     if child == 0 {
@@ -413,7 +503,10 @@ fn mmap(facts: &mut Facts) {
     unlink(&path);
     // SAFETY: mapping 16 bytes of files we own; the mappings are kept for the life of the process.
     unsafe {
-        for (fd, prot) in [(file, libc::PROT_READ | libc::PROT_WRITE), (mapped_only, libc::PROT_READ)] {
+        for (fd, prot) in [
+            (file, libc::PROT_READ | libc::PROT_WRITE),
+            (mapped_only, libc::PROT_READ),
+        ] {
             let address = libc::mmap(std::ptr::null_mut(), 16, prot, libc::MAP_SHARED, fd, 0);
             if address == libc::MAP_FAILED {
                 check(-1, "mmap");
@@ -461,21 +554,33 @@ fn main() {
             Vec::new()
         }
         _ => {
-            eprintln!("usage: fdid-scenario fdset|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap");
+            eprintln!(
+                "usage: fdid-scenario fdset|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
+            );
             std::process::exit(2);
         }
     };
     facts.print();
     if let Some(listener) = listener {
         // SAFETY: accepting on our own listening socket.
-        let connection = check(unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) }.into(), "accept");
+        let connection = check(
+            unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) }.into(),
+            "accept",
+        );
         let received = receive_fd(connection);
         let mut out = std::io::stdout().lock();
-        writeln!(out, "received {received}").and_then(|()| out.flush()).expect("stdout");
+        writeln!(out, "received {received}")
+            .and_then(|()| out.flush())
+            .expect("stdout");
     }
     // Hold everything until the test closes our stdin.
     let mut line = String::new();
-    while std::io::stdin().lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         line.clear();
     }
     for pid in children {
