@@ -129,21 +129,26 @@ fn survey_ran(output: &Output) -> bool {
     true
 }
 
-#[test]
-fn json_is_one_object_with_fds_files_and_summary() {
-    let (mut shell, pid) = shell_printing_a_pid("exec 3</dev/null 4<&3; echo $$; exec sleep 30");
-    let output = fdid(&["--json", "--pid", &pid.to_string()]);
-    shell.kill().ok();
-    shell.wait().ok();
-    if !survey_ran(&output) {
-        return;
+/// The JSON fdid printed; `None` when the test skips (see `survey_ran`).
+fn json_of(output: &Output) -> Option<serde_json::Value> {
+    if !survey_ran(output) {
+        return None;
     }
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    Some(serde_json::from_slice(&output.stdout).expect("valid JSON"))
+}
+
+#[test]
+fn json_is_one_object_with_fds_files_and_summary() {
+    let (mut shell, pid) = shell_printing_a_pid("exec 3</dev/null 4<&3; echo $$; exec sleep 30");
+    let output = fdid(&["--json", "--pid", &pid.to_string()]);
+    shell.kill().ok();
+    shell.wait().ok();
+    let Some(json) = json_of(&output) else { return };
     let fds = json["fds"].as_array().expect("fds array");
     let fd = |n: u64| {
         fds.iter()
@@ -273,15 +278,7 @@ fn pids_inside_a_new_pid_namespace_are_that_namespaces_pids() {
         .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
         .output()
         .unwrap();
-    if !survey_ran(&output) {
-        return;
-    }
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let Some(json) = json_of(&output) else { return };
     let fds = json["fds"].as_array().unwrap();
     let in_scope: Vec<&serde_json::Value> = fds.iter().filter(|f| f["in_scope"] == true).collect();
     assert!(!in_scope.is_empty());

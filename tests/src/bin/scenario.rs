@@ -213,62 +213,55 @@ fn fork_tree(facts: &mut Facts, children: u32, extra_files: u32) -> Vec<libc::pi
     pids
 }
 
+/// Runs `io` on a message with a one-byte payload and room for one fd in its control data.
+fn with_fd_message<R>(io: impl FnOnce(&mut libc::msghdr) -> R) -> R {
+    let mut byte = [b'x'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: msghdr is plain data; all zeroes is a valid value.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = space;
+    io(&mut message)
+}
+
 /// Sends `fd` over the unix socket `socket` with SCM_RIGHTS.
 fn send_fd(socket: RawFd, fd: RawFd) {
-    // SAFETY: the message, its one-byte payload and the control buffer are local and sized with
-    // CMSG_SPACE/CMSG_LEN as sendmsg expects.
-    unsafe {
-        let mut byte = [b'x'];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut control = vec![0u8; space];
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = space;
-        let header = libc::CMSG_FIRSTHDR(&message);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
-        check(
-            libc::sendmsg(socket, &message, 0) as libc::c_long,
-            "sendmsg",
-        );
-    }
+    with_fd_message(|message| {
+        // SAFETY: the control buffer was sized with CMSG_SPACE for one fd, so the first header and its
+        // data fit in it.
+        unsafe {
+            let header = libc::CMSG_FIRSTHDR(message);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
+            check(libc::sendmsg(socket, message, 0) as libc::c_long, "sendmsg");
+        }
+    });
 }
 
 /// Receives one fd sent with SCM_RIGHTS.
 fn receive_fd(socket: RawFd) -> RawFd {
-    // SAFETY: as in `send_fd`, every buffer is local and sized for one fd.
-    unsafe {
-        let mut byte = [0u8];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut control = vec![0u8; space];
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = space;
-        check(
-            libc::recvmsg(socket, &mut message, 0) as libc::c_long,
-            "recvmsg",
-        );
-        let header = libc::CMSG_FIRSTHDR(&message);
-        if header.is_null() || (*header).cmsg_type != libc::SCM_RIGHTS {
-            eprintln!("fdid-scenario: no fd received");
-            std::process::exit(2);
+    with_fd_message(|message| {
+        // SAFETY: recvmsg fills the message's own buffers; the header is checked before its data is read.
+        unsafe {
+            check(libc::recvmsg(socket, message, 0) as libc::c_long, "recvmsg");
+            let header = libc::CMSG_FIRSTHDR(message);
+            if header.is_null() || (*header).cmsg_type != libc::SCM_RIGHTS {
+                eprintln!("fdid-scenario: no fd received");
+                std::process::exit(2);
+            }
+            libc::CMSG_DATA(header).cast::<RawFd>().read_unaligned()
         }
-        libc::CMSG_DATA(header).cast::<RawFd>().read_unaligned()
-    }
+    })
 }
 
 /// Reads one native-endian i32 from a pipe.
