@@ -1,7 +1,6 @@
 //! `fdid`: which file descriptors share one open file description. Thin CLI over the `fdid` library.
 
 use std::{
-    collections::BTreeSet,
     io::{self, BufWriter, Write},
     process::ExitCode,
 };
@@ -193,6 +192,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         None => {
             let survey = Survey::run(&cli.survey.options(false)).context("survey")?;
+            let written = std::time::Instant::now();
             let mut out = BufWriter::new(io::stdout().lock());
             if cli.json {
                 report::json::write(&mut out, &survey)?;
@@ -202,6 +202,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 report::table::write(&mut out, &survey, cli.all)?;
             }
             out.flush()?;
+            log::debug!(
+                "report written after {:?}",
+                survey.stats.elapsed + written.elapsed()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Check {
@@ -213,13 +217,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 anyhow::bail!("check needs --pid: which processes to check");
             }
             let survey = Survey::run(&args.options(true)).context("survey")?;
-            let scope: BTreeSet<u32> = survey
-                .fds
-                .iter()
-                .filter(|f| f.in_scope)
-                .map(|f| f.record.tgid)
-                .chain(args.pids.iter().copied())
-                .collect();
+            let mut scope = survey.processes_in_scope();
+            scope.extend(args.pids.iter().copied());
             let policy = CheckPolicy {
                 allowed: allowed.iter().copied().collect(),
                 no_inherited: *no_inherited,
@@ -229,7 +228,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let mut names = report::Names::default();
             for violation in &violations {
                 let file = &survey.files[violation.file];
-                let first = survey.fds[file.holders[0]].record;
+                let first = survey.fd(file.holders[0]).record;
                 let (pid, fd) = violation.holder;
                 let outsiders: Vec<String> = violation
                     .outsiders

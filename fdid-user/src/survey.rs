@@ -9,7 +9,7 @@
 //!     let holders: Vec<String> = file
 //!         .holders
 //!         .iter()
-//!         .map(|&i| format!("{}:{}", survey.fds[i].record.tgid, survey.fds[i].record.fd))
+//!         .map(|&i| format!("{}:{}", survey.record(i).tgid, survey.record(i).fd))
 //!         .collect();
 //!     println!("{} is held by {}", file.id, holders.join(", "));
 //! }
@@ -120,7 +120,7 @@ pub struct SurveyFd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenFile {
     pub id: OpenFileId,
-    /// Indices into [`Survey::fds`].
+    /// Indices of its fds (see [`Survey::fd`]), in walk order.
     pub holders: Vec<usize>,
     /// The kernel's reference count (largest seen during the walk; 0 when unknown).
     pub refs: u64,
@@ -129,6 +129,8 @@ pub struct OpenFile {
     pub hidden_refs: Option<u64>,
     /// kcmp confirmed the holders.
     pub confirmed: bool,
+    /// Its one fd vanished before kcmp could compare it with others that looked the same.
+    pub unconfirmed: bool,
 }
 
 /// Processes sharing one fd table (CLONE_FILES without CLONE_THREAD): their fds are listed once, under
@@ -154,13 +156,22 @@ pub struct SurveyStats {
 }
 
 /// The result of a survey.
+///
+/// Fds are stored in walk order (process by process, fd by fd) as the collector's records plus the
+/// index of each one's description; [`Survey::fd`] and [`Survey::fds`] assemble [`SurveyFd`]s.
 #[derive(Clone, Debug)]
 pub struct Survey {
-    pub fds: Vec<SurveyFd>,
+    records: Vec<FdRecord>,
+    /// For each record, its index in `files`.
+    file_of: Vec<u32>,
     pub files: Vec<OpenFile>,
     pub shared_tables: Vec<SharedTable>,
     pub stats: SurveyStats,
+    /// The scope's processes; `None` for the whole system.
+    scope: Option<BTreeSet<u32>>,
     by_id: HashMap<OpenFileId, usize>,
+    /// Descriptions (indices into `files`) by (dev, ino).
+    by_inode: HashMap<(u32, u64), Vec<usize>>,
 }
 
 impl Survey {
@@ -196,44 +207,40 @@ impl Survey {
         if collection.records.iter().any(|r| r.pid_ns_level > 0) {
             whole_system = false;
         }
+        log::debug!(
+            "collected {} records after {:?}",
+            collection.records.len(),
+            started.elapsed()
+        );
         let shared_tables = merge_shared_tables(&mut collection.records, scope.as_ref());
+        let records = collection.records;
+        log::debug!("shared fd tables after {:?}", started.elapsed());
         let evidence = Evidence {
             hashed: collection.source == Source::Bpf,
             full_hash: options.bpf.hash_mask == u64::MAX,
         };
         let (descriptions, verify_stats) =
-            verify::identify(&collection.records, evidence, options.verify, &mut Kcmp);
+            verify::identify(&records, evidence, options.verify, &mut Kcmp);
+        log::debug!(
+            "{} descriptions identified after {:?}",
+            descriptions.len(),
+            started.elapsed()
+        );
 
         let mut tree = GenidTree::new();
-        let mut fds: Vec<SurveyFd> = Vec::with_capacity(collection.records.len());
-        let mut slot_of_record = vec![usize::MAX; collection.records.len()];
+        let mut file_of = vec![0u32; records.len()];
         let mut files = Vec::with_capacity(descriptions.len());
-        for description in &descriptions {
-            let first = &collection.records[description.fds[0]];
+        for description in descriptions {
+            let first = &records[description.fds[0]];
             let dev = libc::makedev(
                 fdid_ebpf::kernel_dev_major(first.dev),
                 fdid_ebpf::kernel_dev_minor(first.dev),
             );
             let id = tree.add(make_genid(dev, first.ino, first.pos));
-            let mut holders = Vec::with_capacity(description.fds.len());
-            for &i in &description.fds {
-                let record = collection.records[i];
-                let in_scope = scope
-                    .as_ref()
-                    .is_none_or(|pids| pids.contains(&record.tgid));
-                slot_of_record[i] = fds.len();
-                holders.push(fds.len());
-                fds.push(SurveyFd {
-                    record,
-                    id,
-                    in_scope,
-                    unconfirmed: description.unconfirmed,
-                });
-            }
             let refs = description
                 .fds
                 .iter()
-                .map(|&i| collection.records[i].refs)
+                .map(|&i| records[i].refs)
                 .max()
                 .unwrap_or(0);
             let own = if evidence.hashed {
@@ -241,35 +248,31 @@ impl Survey {
             } else {
                 0
             };
+            let holders = description.fds;
             let hidden_refs =
                 (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64 + own));
+            for &i in &holders {
+                file_of[i] = files.len() as u32;
+            }
             files.push(OpenFile {
                 id,
                 holders,
                 refs,
                 hidden_refs,
                 confirmed: description.confirmed,
+                unconfirmed: description.unconfirmed,
             });
         }
-        // Keep fds in walk order (process by process), not grouped by description.
-        let mut order: Vec<usize> = (0..fds.len()).collect();
-        order.sort_by_key(|&slot| {
-            let r = &fds[slot].record;
-            (r.tgid, r.tid, r.fd)
-        });
-        let mut new_slot = vec![0; fds.len()];
-        for (new, &old) in order.iter().enumerate() {
-            new_slot[old] = new;
-        }
-        let fds: Vec<SurveyFd> = order.iter().map(|&old| fds[old]).collect();
-        for file in &mut files {
-            for holder in &mut file.holders {
-                *holder = new_slot[*holder];
-            }
-        }
         let by_id = files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        let mut by_inode: HashMap<(u32, u64), Vec<usize>> = HashMap::new();
+        for (i, file) in files.iter().enumerate() {
+            let r = &records[file.holders[0]];
+            by_inode.entry((r.dev, r.ino)).or_default().push(i);
+        }
+        log::debug!("survey done after {:?}", started.elapsed());
         Ok(Self {
-            fds,
+            records,
+            file_of,
             files,
             shared_tables,
             stats: SurveyStats {
@@ -280,8 +283,56 @@ impl Survey {
                 collect_time,
                 elapsed: started.elapsed(),
             },
+            scope,
             by_id,
+            by_inode,
         })
+    }
+
+    /// Number of fds in the survey (the scope's and outside holders of its descriptions).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Whether `pid` is in the survey's scope.
+    pub fn in_scope(&self, pid: u32) -> bool {
+        self.scope.as_ref().is_none_or(|pids| pids.contains(&pid))
+    }
+
+    /// The `index`th fd (an index from [`OpenFile::holders`] or below [`Survey::len`]).
+    pub fn fd(&self, index: usize) -> SurveyFd {
+        let record = self.records[index];
+        let file = &self.files[self.file_of[index] as usize];
+        SurveyFd {
+            record,
+            id: file.id,
+            in_scope: self.in_scope(record.tgid),
+            unconfirmed: file.unconfirmed,
+        }
+    }
+
+    /// Every fd, in walk order.
+    pub fn fds(&self) -> impl ExactSizeIterator<Item = SurveyFd> + '_ {
+        (0..self.records.len()).map(|i| self.fd(i))
+    }
+
+    /// The record of the `index`th fd.
+    pub fn record(&self, index: usize) -> &FdRecord {
+        &self.records[index]
+    }
+
+    /// Index in [`Survey::files`] of the description the `index`th fd holds.
+    pub fn file_index_of(&self, index: usize) -> usize {
+        self.file_of[index] as usize
+    }
+
+    /// The description the `index`th fd holds.
+    pub fn file_of(&self, index: usize) -> &OpenFile {
+        &self.files[self.file_of[index] as usize]
     }
 
     /// The description with this id.
@@ -291,22 +342,25 @@ impl Survey {
 
     /// The id of `pid`'s fd `fd`.
     pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
-        self.fds
+        let index = self
+            .records
             .iter()
-            .find(|f| f.record.tgid == pid && f.record.fd == fd)
-            .map(|f| f.id)
+            .position(|r| r.tgid == pid && r.fd == fd)?;
+        Some(self.file_of(index).id)
     }
 
-    /// Descriptions held by more than one fd, or by an fd outside the scope.
+    /// Descriptions held by more than one fd (in the scope or outside it).
     pub fn shared_files(&self) -> impl Iterator<Item = &OpenFile> {
         self.files.iter().filter(|f| f.holders.len() > 1)
     }
 
     /// Descriptions that have at least one holder in the scope.
     pub fn files_in_scope(&self) -> impl Iterator<Item = &OpenFile> {
-        self.files
-            .iter()
-            .filter(|f| f.holders.iter().any(|&h| self.fds[h].in_scope))
+        self.files.iter().filter(|f| {
+            f.holders
+                .iter()
+                .any(|&h| self.in_scope(self.records[h].tgid))
+        })
     }
 
     /// Other descriptions of the same inode (opened separately: two `open()`s of one file, the two
@@ -315,23 +369,36 @@ impl Survey {
         let Some(file) = self.file(id) else {
             return Vec::new();
         };
-        let key = |f: &OpenFile| {
-            let r = &self.fds[f.holders[0]].record;
-            (r.dev, r.ino)
-        };
-        let wanted = key(file);
-        self.files
+        let r = &self.records[file.holders[0]];
+        self.by_inode[&(r.dev, r.ino)]
             .iter()
-            .filter(|f| f.id != id && key(f) == wanted)
-            .map(|f| f.id)
+            .map(|&i| self.files[i].id)
+            .filter(|&other| other != id)
             .collect()
+    }
+
+    /// The processes of the scope that hold fds.
+    pub fn processes_in_scope(&self) -> BTreeSet<u32> {
+        self.records
+            .iter()
+            .map(|r| r.tgid)
+            .filter(|&pid| self.in_scope(pid))
+            .collect()
+    }
+
+    /// Number of fds held by processes of the scope.
+    pub fn fds_in_scope(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| self.in_scope(r.tgid))
+            .count()
     }
 
     /// Distinct processes among the fds.
     pub fn processes(&self) -> usize {
-        self.fds
+        self.records
             .iter()
-            .map(|f| f.record.tgid)
+            .map(|r| r.tgid)
             .collect::<BTreeSet<_>>()
             .len()
     }
@@ -439,8 +506,13 @@ fn merge_shared_tables(
     scope: Option<&BTreeSet<u32>>,
 ) -> Vec<SharedTable> {
     let mut tables: HashMap<u64, BTreeSet<u32>> = HashMap::new();
+    // Records come table by table: look at each (process, table) pair once.
+    let mut previous = None;
     for r in records.iter().filter(|r| r.files_hash != 0) {
-        tables.entry(r.files_hash).or_default().insert(r.tgid);
+        if previous != Some((r.tgid, r.files_hash)) {
+            previous = Some((r.tgid, r.files_hash));
+            tables.entry(r.files_hash).or_default().insert(r.tgid);
+        }
     }
     let mut shared = Vec::new();
     let mut dropped: HashSet<u32> = HashSet::new();

@@ -23,7 +23,9 @@
 //! process exited or closed it) becomes a description of its own marked **unconfirmed** — it is never
 //! merged on hash evidence alone.
 
-use std::{collections::HashMap, io};
+use std::io;
+
+use rustc_hash::FxHashMap;
 
 use crate::record::FdRecord;
 
@@ -99,7 +101,8 @@ pub fn identify(
     cmp: &mut impl SameFile,
 ) -> (Vec<Description>, VerifyStats) {
     // Candidate groups: everything that is certainly different is apart.
-    let mut slots: HashMap<(u64, u32, u64, u32), usize> = HashMap::with_capacity(records.len());
+    // Fx: the keys are not attacker-chosen in a way that matters here (the pointer hash is keyed).
+    let mut slots: FxHashMap<(u64, u32, u64, u32), usize> = FxHashMap::default();
     let mut candidates: Vec<Vec<usize>> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let hash = if evidence.hashed { r.file_hash } else { 0 };
@@ -220,6 +223,8 @@ fn split(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// A fake kernel: each (pid, fd) names a description; some fds are gone.

@@ -1,6 +1,8 @@
 //! Support for fdid's integration tests: scenario processes with known fds, the BPF survey with the
 //! CI rule (fail, never skip, under `CI=true`), and kcmp ground truth.
 
+pub mod fdpass;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},

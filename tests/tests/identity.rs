@@ -28,7 +28,7 @@ fn dup_dup2_dup3_and_f_dupfd_cloexec_all_share_the_description() {
     assert_eq!(survey.file(file).unwrap().holders.len(), 5);
     assert_eq!(
         file.genid(),
-        survey.fds.iter().find(|f| f.id == file).unwrap().id.genid()
+        survey.fds().find(|f| f.id == file).unwrap().id.genid()
     );
 }
 
@@ -156,7 +156,7 @@ fn pidfd_getfd_copies_share_the_childs_description() {
     let outside: Vec<_> = file
         .holders
         .iter()
-        .map(|&h| &survey.fds[h])
+        .map(|&h| survey.fd(h))
         .filter(|f| !f.in_scope)
         .map(|f| (f.record.tgid, f.record.fd))
         .collect();
@@ -172,8 +172,7 @@ fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen() {
     };
     let (file, tid) = (scenario.fact("file"), scenario.fact("own_table_tid"));
     let tids: std::collections::BTreeSet<u32> = survey
-        .fds
-        .iter()
+        .fds()
         .filter(|f| f.record.tgid == pid)
         .map(|f| f.record.tid)
         .collect();
@@ -183,21 +182,18 @@ fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen() {
         "four threads share the leader's table; only the unshared one is walked too"
     );
     let copies = survey
-        .fds
-        .iter()
+        .fds()
         .filter(|f| f.record.tid == pid && f.record.fd == file)
         .count();
     assert_eq!(copies, 1, "fd {file} is listed once for the shared table");
     // unshare(CLONE_FILES) copied the table: the thread's copy of fd 3 holds the same description.
     let in_thread = survey
-        .fds
-        .iter()
+        .fds()
         .find(|f| f.record.tid == tid && f.record.fd == file)
         .unwrap();
     assert_eq!(in_thread.id, id(&survey, pid, file));
     let own = survey
-        .fds
-        .iter()
+        .fds()
         .find(|f| f.record.tid == tid && f.record.fd == scenario.fact("own_table_fd"))
         .expect("the thread's own fd table is walked");
     assert_eq!(own.record.tgid, pid);
@@ -226,7 +222,7 @@ fn processes_sharing_one_fd_table_are_reported_once() {
         .unwrap();
     assert_eq!(file.holders.len(), 1, "not N× duplicate fds");
     assert_eq!(file.hidden_refs, Some(0), "one table entry, one reference");
-    assert!(survey.fds.iter().all(|f| f.record.tgid != child));
+    assert!(survey.fds().all(|f| f.record.tgid != child));
 }
 
 #[test]
@@ -333,8 +329,7 @@ fn tree_scope_includes_descendants_and_their_shared_fds() {
     let file = scenario.fact("file");
     for child in [scenario.fact("child0"), scenario.fact("child1")] {
         let fd = survey
-            .fds
-            .iter()
+            .fds()
             .find(|f| f.record.tgid == child && f.record.fd == file)
             .unwrap();
         assert!(fd.in_scope, "child {child} is in the tree scope");

@@ -24,7 +24,7 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
     let mut processes: BTreeMap<u32, bool> = BTreeMap::new();
     let mut edges = Vec::new();
     for file in survey.files_in_scope().filter(|f| f.holders.len() > 1) {
-        let first = survey.fds[file.holders[0]].record;
+        let first = survey.fd(file.holders[0]).record;
         let path = names.path(survey, file);
         writeln!(
             out,
@@ -36,7 +36,7 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         )?;
         let mut fds_by_pid: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for &h in &file.holders {
-            let fd = &survey.fds[h];
+            let fd = survey.fd(h);
             processes.entry(fd.record.tgid).or_insert(fd.in_scope);
             fds_by_pid
                 .entry(fd.record.tgid)

@@ -40,50 +40,93 @@ pub fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
     out.write_all(b"\"")
 }
 
+/// The parts of an fd's JSON object that are the same for every holder of one description: before
+/// `pos` (`"id":…,"genid":…,"subid":…,"dev":"…","ino":…,`) and after `flags`
+/// (`"mode":…,"type":"…","path":"…",`), built once per description.
+struct DescriptionParts {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+fn description_parts(
+    survey: &Survey,
+    names: &mut Names,
+    index: usize,
+) -> io::Result<DescriptionParts> {
+    let file = &survey.files[index];
+    let r = survey.record(file.holders[0]);
+    let mut head = Vec::with_capacity(96);
+    write!(
+        head,
+        "\"id\":{},\"genid\":{},\"subid\":{},\"dev\":\"{}\",\"ino\":{},",
+        file.id.0,
+        file.id.genid(),
+        file.id.subid(),
+        dev_string(r.dev),
+        r.ino
+    )?;
+    let mut tail = Vec::with_capacity(96);
+    write!(
+        tail,
+        "\"mode\":{},\"type\":\"{}\",\"path\":",
+        r.mode,
+        file_type(r.mode)
+    )?;
+    write_str(&mut tail, &names.path(survey, file))?;
+    tail.push(b',');
+    Ok(DescriptionParts { head, tail })
+}
+
 /// Writes the whole survey as one JSON object.
 pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
     let mut names = Names::default();
-    // Paths are looked up once per description.
-    let mut paths: Vec<Option<String>> = vec![None; survey.files.len()];
-    let file_index: std::collections::HashMap<_, _> = survey
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.id, i))
-        .collect();
+    let mut parts: Vec<Option<DescriptionParts>> = (0..survey.files.len()).map(|_| None).collect();
+    // `"comm":"…","in_scope":…,` per process.
+    let mut process_parts: std::collections::HashMap<u32, Vec<u8>> =
+        std::collections::HashMap::new();
+    let mut numbers = itoa::Buffer::new();
 
     out.write_all(b"{\"fds\":[")?;
-    for (n, fd) in survey.fds.iter().enumerate() {
-        let r = &fd.record;
-        if n > 0 {
-            out.write_all(b",")?;
-        }
-        write!(
-            out,
-            "{{\"pid\":{},\"tid\":{},\"fd\":{},\"id\":{},\"genid\":{},\"subid\":{},\"dev\":\"{}\",\"ino\":{},\"pos\":{},\"flags\":{},\"mode\":{},\"type\":\"{}\",\"path\":",
-            r.tgid,
-            r.tid,
-            r.fd,
-            fd.id.0,
-            fd.id.genid(),
-            fd.id.subid(),
-            dev_string(r.dev),
-            r.ino,
-            r.pos,
-            r.flags,
-            r.mode,
-            file_type(r.mode),
-        )?;
-        let slot = file_index[&fd.id];
-        let path = paths[slot].get_or_insert_with(|| names.path(survey, &survey.files[slot]));
-        write_str(out, path)?;
-        out.write_all(b",\"comm\":")?;
-        write_str(out, names.comm(r.tgid))?;
-        write!(
-            out,
-            ",\"in_scope\":{},\"unconfirmed\":{}}}",
-            fd.in_scope, fd.unconfirmed
-        )?;
+    for index in 0..survey.len() {
+        let r = survey.record(index);
+        out.write_all(if index == 0 {
+            b"{\"pid\":"
+        } else {
+            b",{\"pid\":"
+        })?;
+        out.write_all(numbers.format(r.tgid).as_bytes())?;
+        out.write_all(b",\"tid\":")?;
+        out.write_all(numbers.format(r.tid).as_bytes())?;
+        out.write_all(b",\"fd\":")?;
+        out.write_all(numbers.format(r.fd).as_bytes())?;
+        out.write_all(b",")?;
+        let file = survey.file_index_of(index);
+        let description = match &mut parts[file] {
+            Some(description) => description,
+            slot => slot.insert(description_parts(survey, &mut names, file)?),
+        };
+        out.write_all(&description.head)?;
+        out.write_all(b"\"pos\":")?;
+        out.write_all(numbers.format(r.pos).as_bytes())?;
+        out.write_all(b",\"flags\":")?;
+        out.write_all(numbers.format(r.flags).as_bytes())?;
+        out.write_all(b",")?;
+        out.write_all(&description.tail)?;
+        let process = match process_parts.entry(r.tgid) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let mut part = b"\"comm\":".to_vec();
+                write_str(&mut part, names.comm(r.tgid))?;
+                write!(part, ",\"in_scope\":{},", survey.in_scope(r.tgid))?;
+                entry.insert(part)
+            }
+        };
+        out.write_all(process)?;
+        out.write_all(if survey.files[file].unconfirmed {
+            b"\"unconfirmed\":true}"
+        } else {
+            b"\"unconfirmed\":false}"
+        })?;
     }
     out.write_all(b"],\"files\":[")?;
     for (n, file) in survey.files.iter().enumerate() {
@@ -101,14 +144,12 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         }
         write!(out, ",\"confirmed\":{},\"holders\":[", file.confirmed)?;
         for (k, &h) in file.holders.iter().enumerate() {
-            let r = &survey.fds[h].record;
-            write!(
-                out,
-                "{}{{\"pid\":{},\"fd\":{}}}",
-                if k > 0 { "," } else { "" },
-                r.tgid,
-                r.fd
-            )?;
+            let r = survey.record(h);
+            out.write_all(if k > 0 { b",{\"pid\":" } else { b"{\"pid\":" })?;
+            out.write_all(numbers.format(r.tgid).as_bytes())?;
+            out.write_all(b",\"fd\":")?;
+            out.write_all(numbers.format(r.fd).as_bytes())?;
+            out.write_all(b"}")?;
         }
         out.write_all(b"],\"same_inode\":[")?;
         for (k, id) in survey.same_inode(file.id).iter().enumerate() {
@@ -131,7 +172,7 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         out,
         "],\"summary\":{{\"processes\":{},\"fds\":{},\"files\":{},\"shared_files\":{},\"kcmp_calls\":{},\"splits\":{},\"unconfirmed_fds\":{},\"source\":\"{}\",\"kernel_filtered\":{},\"whole_system\":{},\"collect_ms\":{:.3},\"elapsed_ms\":{:.3}}}}}",
         survey.processes(),
-        survey.fds.len(),
+        survey.len(),
         survey.files.len(),
         survey.shared_files().count(),
         stats.verify.kcmp_calls,

@@ -13,7 +13,7 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
         if file.holders.len() < 2 && file.hidden_refs.unwrap_or(0) == 0 && !all {
             continue;
         }
-        let first = survey.fds[file.holders[0]].record;
+        let first = survey.fd(file.holders[0]).record;
         let path = names.path(survey, file);
         write!(
             out,
@@ -36,7 +36,7 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
         let mut inside = Vec::new();
         let mut outside = Vec::new();
         for &h in &file.holders {
-            let fd = &survey.fds[h];
+            let fd = survey.fd(h);
             let label = holder_label(&mut names, fd.record.tgid, fd.record.tid, fd.record.fd);
             let label = if fd.unconfirmed {
                 format!("{label}(unconfirmed)")
@@ -102,7 +102,7 @@ pub fn summary_line(survey: &Survey) -> String {
     let stats = &survey.stats;
     let in_scope: Vec<_> = survey.files_in_scope().collect();
     let shared = in_scope.iter().filter(|f| f.holders.len() > 1).count();
-    let fds = survey.fds.iter().filter(|f| f.in_scope).count();
+    let fds = survey.fds_in_scope();
     let mut walk = Vec::new();
     if stats.kernel_filtered {
         walk.push("kernel pid filter");
@@ -114,13 +114,7 @@ pub fn summary_line(survey: &Survey) -> String {
         "{processes} processes, {fds} fds, {files} open file descriptions, {shared} shared; \
          kcmp {calls} calls, {splits} splits, {unconfirmed} unconfirmed; \
          {source} ({walk}) {collect:.1} ms, total {total:.1} ms",
-        processes = survey
-            .fds
-            .iter()
-            .filter(|f| f.in_scope)
-            .map(|f| f.record.tgid)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
+        processes = survey.processes_in_scope().len(),
         files = in_scope.len(),
         calls = stats.verify.kcmp_calls,
         splits = stats.verify.splits,

@@ -33,6 +33,8 @@ use std::{
     os::fd::RawFd,
 };
 
+use fdid_tests::fdpass::{receive_fd, send_fd};
+
 fn check(rc: libc::c_long, what: &str) -> i32 {
     if rc < 0 {
         eprintln!("fdid-scenario: {what}: {}", std::io::Error::last_os_error());
@@ -213,57 +215,6 @@ fn fork_tree(facts: &mut Facts, children: u32, extra_files: u32) -> Vec<libc::pi
     pids
 }
 
-/// Runs `io` on a message with a one-byte payload and room for one fd in its control data.
-fn with_fd_message<R>(io: impl FnOnce(&mut libc::msghdr) -> R) -> R {
-    let mut byte = [b'x'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr is plain data; all zeroes is a valid value.
-    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-    message.msg_iov = &mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.as_mut_ptr().cast();
-    message.msg_controllen = space;
-    io(&mut message)
-}
-
-/// Sends `fd` over the unix socket `socket` with SCM_RIGHTS.
-fn send_fd(socket: RawFd, fd: RawFd) {
-    with_fd_message(|message| {
-        // SAFETY: the control buffer was sized with CMSG_SPACE for one fd, so the first header and its
-        // data fit in it.
-        unsafe {
-            let header = libc::CMSG_FIRSTHDR(message);
-            (*header).cmsg_level = libc::SOL_SOCKET;
-            (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
-            check(libc::sendmsg(socket, message, 0) as libc::c_long, "sendmsg");
-        }
-    });
-}
-
-/// Receives one fd sent with SCM_RIGHTS.
-fn receive_fd(socket: RawFd) -> RawFd {
-    with_fd_message(|message| {
-        // SAFETY: recvmsg fills the message's own buffers; the header is checked before its data is read.
-        unsafe {
-            check(libc::recvmsg(socket, message, 0) as libc::c_long, "recvmsg");
-            let header = libc::CMSG_FIRSTHDR(message);
-            if header.is_null() || (*header).cmsg_type != libc::SCM_RIGHTS {
-                eprintln!("fdid-scenario: no fd received");
-                std::process::exit(2);
-            }
-            libc::CMSG_DATA(header).cast::<RawFd>().read_unaligned()
-        }
-    })
-}
-
 /// Reads one native-endian i32 from a pipe.
 fn read_i32(fd: RawFd) -> i32 {
     let mut bytes = [0u8; 4];
@@ -299,14 +250,16 @@ fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     let parent = std::process::id() as libc::pid_t;
     let child = fork();
     if child == 0 {
-        let received = receive_fd(pair[1]);
+        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
         write_i32(report[1], received);
         child_forever(parent, pause);
     }
     let path = scratch_file("scm");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
-    send_fd(pair[0], file);
+    send_fd(pair[0], file).unwrap_or_else(|_| {
+        check(-1, "sendmsg");
+    });
     facts.add("child", child);
     facts.add("file", file);
     facts.add("child_fd", read_i32(report[0]));
@@ -315,7 +268,9 @@ fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
         unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(),
         "memfd_create",
     );
-    send_fd(pair[0], in_flight);
+    send_fd(pair[0], in_flight).unwrap_or_else(|_| {
+        check(-1, "sendmsg");
+    });
     facts.add("in_flight", in_flight);
     vec![child]
 }
@@ -366,7 +321,9 @@ fn scm_send(facts: &mut Facts, name: &str) {
     let path = scratch_file("scm-send");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
-    send_fd(socket, file);
+    send_fd(socket, file).unwrap_or_else(|_| {
+        check(-1, "sendmsg");
+    });
     facts.add("file", file);
 }
 
@@ -560,7 +517,7 @@ fn main() {
             unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) }.into(),
             "accept",
         );
-        let received = receive_fd(connection);
+        let received = receive_fd(connection).unwrap_or_else(|_| check(-1, "recvmsg"));
         let mut out = std::io::stdout().lock();
         writeln!(out, "received {received}")
             .and_then(|()| out.flush())
