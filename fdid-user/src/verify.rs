@@ -18,15 +18,17 @@
 //! 3. the group has more holders than the kernel's reference count shows for it (each fd holds one
 //!    reference): at least one holder must belong to another description.
 //!
-//! Confirming a group compares its first fd with each other one; those kcmp calls say differ are split
-//! off and confirmed among themselves the same way. An fd that vanished before it could be compared (its
-//! process exited or closed it) becomes a description of its own marked **unconfirmed** — it is never
-//! merged on hash evidence alone.
+//! Confirming a group sorts its fds into descriptions the way CRIU's subtrees do: kcmp orders kernel
+//! objects, so each fd is placed by binary search among the descriptions found so far (one kcmp call per
+//! fd when they are all one description, about log2(descriptions) otherwise). An fd that vanished
+//! before it could be compared (its process exited or closed it) becomes a description of its own
+//! marked **unconfirmed** — it is never merged on hash evidence alone.
 
 use std::io;
 
 use rustc_hash::FxHashMap;
 
+pub use crate::kcmp::KernelOrder;
 use crate::record::FdRecord;
 
 /// How much to confirm with kcmp.
@@ -41,19 +43,19 @@ pub enum VerifyMode {
     All,
 }
 
-/// Compares two fds for identity; [`Kcmp`] asks the kernel, tests use fakes.
-pub trait SameFile {
-    /// `Ok(true)` when both fds are one open file description; an error of kind `NotFound` when either
-    /// one is gone.
-    fn same_file(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<bool>;
+/// Compares two fds' open file descriptions; [`Kcmp`] asks the kernel, tests use fakes.
+pub trait CompareFiles {
+    /// The kernel's order of the two descriptions ([`KernelOrder::Same`]: one description); an error of
+    /// kind `NotFound` when either fd is gone.
+    fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder>;
 }
 
 /// The real comparison: `kcmp(KCMP_FILE)` on the task the fd was found through.
 pub struct Kcmp;
 
-impl SameFile for Kcmp {
-    fn same_file(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<bool> {
-        crate::kcmp::same_file(a.tid, a.fd, b.tid, b.fd)
+impl CompareFiles for Kcmp {
+    fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
+        crate::kcmp::compare_files(a.tid, a.fd, b.tid, b.fd)
     }
 }
 
@@ -98,7 +100,7 @@ pub fn identify(
     records: &[FdRecord],
     evidence: Evidence,
     mode: VerifyMode,
-    cmp: &mut impl SameFile,
+    cmp: &mut impl CompareFiles,
 ) -> (Vec<Description>, VerifyStats) {
     // Candidate groups: everything that is certainly different is apart.
     // Fx: the keys are not attacker-chosen in a way that matters here (the pointer hash is keyed).
@@ -119,13 +121,7 @@ pub fn identify(
     for group in candidates {
         if group.len() > 1 && needs_kcmp(records, &group, evidence, mode) {
             stats.groups_checked += 1;
-            let before = descriptions.len();
             split(records, group, cmp, &mut stats, &mut descriptions);
-            let confirmed = descriptions[before..]
-                .iter()
-                .filter(|d| !d.unconfirmed)
-                .count();
-            stats.splits += confirmed.saturating_sub(1);
         } else {
             descriptions.push(Description {
                 fds: group,
@@ -152,73 +148,132 @@ fn needs_kcmp(records: &[FdRecord], group: &[usize], evidence: Evidence, mode: V
     }
 }
 
+/// Where an fd belongs among the descriptions found so far.
+enum Placement {
+    /// In this description.
+    Member(usize),
+    /// A new description, inserted here to keep the kernel's order.
+    New(usize),
+    /// The fd is gone.
+    FdGone,
+    /// This description's representative (first live fd) is gone.
+    RepresentativeGone(usize),
+}
+
 /// Splits one candidate group into confirmed descriptions (and unconfirmed singletons).
+///
+/// `classes` is kept sorted by the kernel's order of the descriptions (CRIU's subtree), so each fd is
+/// placed by binary search; should kcmp ever answer "different, unordered", that fd is placed by a
+/// linear scan instead.
 fn split(
     records: &[FdRecord],
-    mut rest: Vec<usize>,
-    cmp: &mut impl SameFile,
+    group: Vec<usize>,
+    cmp: &mut impl CompareFiles,
     stats: &mut VerifyStats,
     out: &mut Vec<Description>,
 ) {
-    while let Some((&first, others)) = rest.split_first() {
-        if others.is_empty() {
-            out.push(Description {
-                fds: vec![first],
-                confirmed: false,
-                unconfirmed: false,
-            });
-            break;
-        }
-        let mut same = vec![first];
-        let mut different = Vec::new();
-        let mut vanished = Vec::new();
-        let mut first_gone = false;
-        for &other in others {
-            stats.kcmp_calls += 1;
-            match cmp.same_file(&records[first], &records[other]) {
-                Ok(true) => same.push(other),
-                Ok(false) => different.push(other),
-                Err(_) => {
-                    // Which side is gone? Compare the first fd with itself.
-                    stats.kcmp_calls += 1;
-                    if cmp.same_file(&records[first], &records[first]).is_err() {
-                        first_gone = true;
-                        break;
+    // Each class: its fds, the first one being the live representative.
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    let mut compare = |a: usize, b: usize, stats: &mut VerifyStats| {
+        stats.kcmp_calls += 1;
+        cmp.compare(&records[a], &records[b])
+    };
+    for fd in group {
+        loop {
+            match place(&classes, fd, &mut compare, stats) {
+                Placement::Member(k) => classes[k].push(fd),
+                Placement::New(at) => classes.insert(at, vec![fd]),
+                Placement::FdGone => {
+                    stats.unconfirmed_fds += 1;
+                    out.push(Description {
+                        fds: vec![fd],
+                        confirmed: false,
+                        unconfirmed: true,
+                    });
+                }
+                Placement::RepresentativeGone(k) => {
+                    if classes[k].len() == 1 {
+                        // Never compared with anything while it lived: unconfirmed.
+                        stats.unconfirmed_fds += 1;
+                        out.push(Description {
+                            fds: classes.remove(k),
+                            confirmed: false,
+                            unconfirmed: true,
+                        });
+                    } else {
+                        // It was confirmed equal to the others before it went; let a live one stand
+                        // for the description.
+                        classes[k].rotate_left(1);
                     }
-                    vanished.push(other);
+                    continue;
                 }
             }
+            break;
         }
-        stats.unconfirmed_fds += vanished.len();
-        for &gone in &vanished {
-            out.push(Description {
-                fds: vec![gone],
-                confirmed: false,
-                unconfirmed: true,
-            });
-        }
-        if first_gone {
-            stats.unconfirmed_fds += 1;
-            out.push(Description {
-                fds: vec![first],
-                confirmed: false,
-                unconfirmed: true,
-            });
-            // Start over without it (and without those already known gone) under a new first fd.
-            rest = others
-                .iter()
-                .copied()
-                .filter(|i| !vanished.contains(i))
-                .collect();
-            continue;
-        }
+    }
+    let live = classes.len();
+    stats.splits += live.saturating_sub(1);
+    for mut fds in classes {
+        fds.sort_unstable();
+        let confirmed = fds.len() > 1;
         out.push(Description {
-            fds: same,
-            confirmed: true,
+            fds,
+            confirmed,
             unconfirmed: false,
         });
-        rest = different;
     }
+}
+
+fn place(
+    classes: &[Vec<usize>],
+    fd: usize,
+    compare: &mut impl FnMut(usize, usize, &mut VerifyStats) -> io::Result<KernelOrder>,
+    stats: &mut VerifyStats,
+) -> Placement {
+    let (mut low, mut high) = (0, classes.len());
+    while low < high {
+        let mid = (low + high) / 2;
+        let representative = classes[mid][0];
+        match compare(representative, fd, stats) {
+            Ok(KernelOrder::Same) => return Placement::Member(mid),
+            Ok(KernelOrder::Less) => low = mid + 1,
+            Ok(KernelOrder::Greater) => high = mid,
+            Ok(KernelOrder::Different) => return place_linearly(classes, fd, compare, stats),
+            Err(_) => return which_is_gone(fd, mid, compare, stats),
+        }
+    }
+    Placement::New(low)
+}
+
+/// kcmp failed comparing `fd` with class `k`'s representative: compare the fd with itself to tell
+/// which side is gone.
+fn which_is_gone(
+    fd: usize,
+    k: usize,
+    compare: &mut impl FnMut(usize, usize, &mut VerifyStats) -> io::Result<KernelOrder>,
+    stats: &mut VerifyStats,
+) -> Placement {
+    if compare(fd, fd, stats).is_err() {
+        Placement::FdGone
+    } else {
+        Placement::RepresentativeGone(k)
+    }
+}
+
+fn place_linearly(
+    classes: &[Vec<usize>],
+    fd: usize,
+    compare: &mut impl FnMut(usize, usize, &mut VerifyStats) -> io::Result<KernelOrder>,
+    stats: &mut VerifyStats,
+) -> Placement {
+    for (k, class) in classes.iter().enumerate() {
+        match compare(class[0], fd, stats) {
+            Ok(KernelOrder::Same) => return Placement::Member(k),
+            Ok(_) => {}
+            Err(_) => return which_is_gone(fd, k, compare, stats),
+        }
+    }
+    Placement::New(classes.len())
 }
 
 #[cfg(test)]
@@ -233,8 +288,8 @@ mod tests {
         calls: u64,
     }
 
-    impl SameFile for FakeKernel {
-        fn same_file(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<bool> {
+    impl CompareFiles for FakeKernel {
+        fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
             self.calls += 1;
             let lookup = |r: &FdRecord| {
                 self.truth
@@ -242,7 +297,11 @@ mod tests {
                     .copied()
                     .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
             };
-            Ok(lookup(a)? == lookup(b)?)
+            Ok(match lookup(a)?.cmp(&lookup(b)?) {
+                std::cmp::Ordering::Equal => KernelOrder::Same,
+                std::cmp::Ordering::Less => KernelOrder::Less,
+                std::cmp::Ordering::Greater => KernelOrder::Greater,
+            })
         }
     }
 
@@ -372,6 +431,28 @@ mod tests {
             vec![vec![(9, 3)], vec![(1, 3), (2, 3)]]
         );
         assert!(found[0].unconfirmed);
+    }
+
+    #[test]
+    fn many_descriptions_of_one_inode_are_placed_by_binary_search() {
+        // 16 separate opens of one file, each held by 8 fds, without hashes (procfs): 128 fds.
+        let records: Vec<FdRecord> = (0..128).map(|i| fd(1 + i % 8, 100 + i / 8, 0, 0)).collect();
+        let truth = records.iter().map(|r| ((r.tgid, r.fd), r.fd)).collect();
+        let mut kernel = FakeKernel { truth, calls: 0 };
+        let evidence = Evidence {
+            hashed: false,
+            full_hash: false,
+        };
+        let (found, stats) = identify(&records, evidence, VerifyMode::Ambiguous, &mut kernel);
+        assert_eq!(found.len(), 16);
+        assert!(found.iter().all(|d| d.fds.len() == 8 && d.confirmed));
+        assert_eq!(stats.splits, 15);
+        // A linear scan would need up to 16 calls per fd; binary search at most 5.
+        assert!(
+            stats.kcmp_calls <= 128 * 5,
+            "{} kcmp calls",
+            stats.kcmp_calls
+        );
     }
 
     #[test]

@@ -189,6 +189,26 @@ impl BpfCollector {
     }
 }
 
+impl BpfCollector {
+    /// The floor of any survey, for benchmarks: attaches and reads the whole iterator stream of every
+    /// process into one reused buffer, without decoding. Returns the number of bytes read.
+    pub fn raw_walk(&mut self) -> Result<u64, BpfError> {
+        use std::io::Read as _;
+        let program = program_fd(&mut self.ebpf)?;
+        let mut iterator = open_iterator(program, None)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            match iterator.read(&mut buffer) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(BpfError::Read(error)),
+            }
+        }
+    }
+}
+
 /// Loads the program and walks the processes of `target` once.
 pub fn collect(target: &Target, options: &BpfOptions) -> Result<Collection, BpfError> {
     let hint = match target {
@@ -236,6 +256,13 @@ fn read_iterator(
     pid: Option<u32>,
     records: &mut Vec<FdRecord>,
 ) -> Result<(), BpfError> {
+    let iterator = open_iterator(program, pid)?;
+    record::read_all(iterator, |r| records.push(r)).map_err(BpfError::Read)?;
+    Ok(())
+}
+
+/// Attaches the program (with the kernel's pid filter for `pid`) and opens an iterator instance on it.
+fn open_iterator(program: BorrowedFd<'_>, pid: Option<u32>) -> Result<File, BpfError> {
     let link = sys::iter_link_create(program, pid).map_err(|source| BpfError::Syscall {
         call: "BPF_LINK_CREATE (iter/task_file)",
         source,
@@ -244,8 +271,7 @@ fn read_iterator(
         call: "BPF_ITER_CREATE",
         source,
     })?;
-    record::read_all(File::from(iterator), |r| records.push(r)).map_err(BpfError::Read)?;
-    Ok(())
+    Ok(File::from(iterator))
 }
 
 fn random_key() -> Result<[u64; 2], BpfError> {
