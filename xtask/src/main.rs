@@ -34,6 +34,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Build everything (release), then run the side-by-side benchmark (`fdid-bench`): writes
+    /// target/bench/report.md and target/bench/time-vs-fds.svg. Arguments go to fdid-bench
+    /// (`--sizes 10000,100000`, `--runs 5`, `--quick`).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Build the BPF object, then run every test of the workspace (they load the program for real).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
@@ -71,6 +78,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .args(args)
                 .status()
                 .context("running target/release/fdid")?;
+            return Ok(exit_code(status));
+        }
+        Cmd::Bench { args } => {
+            let object = build_ebpf(&ws)?;
+            let status = cargo(&ws)
+                .args(["build", "--release", "--package", "fdid-user", "--package", "fdid-tests", "--bins"])
+                .env(OBJECT_ENV, &object)
+                .status()
+                .context("running cargo build")?;
+            if !status.success() {
+                bail!("building the benchmark failed ({status})");
+            }
+            let status = Command::new(ws.target.join("release/fdid-bench"))
+                .args(["--out"])
+                .arg(ws.target.join("bench"))
+                .args(args)
+                .status()
+                .context("running fdid-bench")?;
             return Ok(exit_code(status));
         }
         Cmd::Test { args } => {

@@ -1,0 +1,435 @@
+//! `fdid-bench`: the side-by-side benchmark behind `cargo xtask bench`.
+//!
+//! For each size it starts `fdid-workload`, checks fdid's grouping against the workload's ground truth
+//! (through the library, once per `--verify` mode), then times each tool as a separate process (median
+//! wall time and peak RSS over several runs): the raw iterator walk, `fdid --json` for each `--verify`
+//! mode, `fdid --pid` on the workload's root (its biggest process), fdid's procfs collector, and
+//! `lsfd`/`lsof` (whole system and `-p`) when installed. Writes `report.md` and `time-vs-fds.svg`.
+//!
+//! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding.
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use fdid::{
+    Scope, Survey, SurveyOptions, VerifyMode,
+    collect::bpf::{BpfCollector, BpfOptions},
+};
+
+struct Options {
+    sizes: Vec<u64>,
+    runs: usize,
+    out: PathBuf,
+    fdid: PathBuf,
+}
+
+fn parse_options() -> Result<Options> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("binary directory")?.to_path_buf();
+    let mut options = Options {
+        sizes: vec![10_000, 100_000, 1_000_000],
+        runs: 3,
+        out: PathBuf::from("target/bench"),
+        fdid: dir.join("fdid"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--sizes" => {
+                options.sizes = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse().context("--sizes takes numbers"))
+                    .collect::<Result<_>>()?
+            }
+            "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
+            "--out" => options.out = PathBuf::from(value()?),
+            "--fdid" => options.fdid = PathBuf::from(value()?),
+            "--quick" => {
+                options.sizes = vec![10_000];
+                options.runs = 1;
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if options.runs == 0 || options.sizes.is_empty() {
+        bail!("nothing to run");
+    }
+    Ok(options)
+}
+
+/// The running workload and its ground truth.
+struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    root: u32,
+    fds: u64,
+    /// (pid, fd) → description label.
+    truth: HashMap<(u32, u32), String>,
+}
+
+impl Workload {
+    fn start(size: u64, out: &Path) -> Result<Self> {
+        let exe = std::env::current_exe()?;
+        let truth_path = out.join(format!("truth-{size}.txt"));
+        let mut child = Command::new(exe.with_file_name("fdid-workload"))
+            .args(["--fds", &size.to_string(), "--truth"])
+            .arg(&truth_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting fdid-workload (built next to fdid-bench)")?;
+        let stdin = child.stdin.take();
+        let mut facts = HashMap::new();
+        for line in BufReader::new(child.stdout.take().context("workload stdout")?).lines() {
+            let line = line?;
+            if line == "ready" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(' ') {
+                facts.insert(name.to_owned(), value.parse::<u64>()?);
+            }
+        }
+        let root = *facts.get("root").context("the workload did not start")? as u32;
+        let fds = facts["fds"];
+        let truth = read_truth(&truth_path)?;
+        Ok(Self { child, stdin, root, fds, truth })
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn read_truth(path: &Path) -> Result<HashMap<(u32, u32), String>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut processes = Vec::new();
+    let mut inherited = Vec::new();
+    let mut truth = HashMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["root", pid] | ["child", pid] => processes.push(pid.parse::<u32>()?),
+            ["inherited", fd, label] => inherited.push((fd.parse::<u32>()?, *label)),
+            ["own", pid, fd, label] => {
+                truth.insert((pid.parse()?, fd.parse()?), (*label).to_owned());
+            }
+            _ => bail!("bad truth line: {line}"),
+        }
+    }
+    for &pid in &processes {
+        for &(fd, label) in &inherited {
+            truth.insert((pid, fd), label.to_owned());
+        }
+    }
+    Ok(truth)
+}
+
+/// Compares a survey with the ground truth: same label ⇔ same id, for every fd the truth knows.
+fn check(survey: &Survey, truth: &HashMap<(u32, u32), String>) -> String {
+    let mut id_of_label: HashMap<&str, u64> = HashMap::new();
+    let mut label_of_id: HashMap<u64, &str> = HashMap::new();
+    let mut seen = 0usize;
+    let mut wrong = 0usize;
+    for fd in survey.fds() {
+        let Some(label) = truth.get(&(fd.record.tgid, fd.record.fd)) else { continue };
+        seen += 1;
+        let id = fd.id.0;
+        let by_label = *id_of_label.entry(label).or_insert(id);
+        let by_id = *label_of_id.entry(id).or_insert(label);
+        if by_label != id || by_id != label {
+            wrong += 1;
+        }
+    }
+    if seen < truth.len() {
+        format!("MISSING {} fds", truth.len() - seen)
+    } else if wrong > 0 {
+        format!("WRONG {wrong} fds")
+    } else {
+        format!("ok ({seen} fds)")
+    }
+}
+
+struct Measurement {
+    wall: Duration,
+    rss_kib: u64,
+}
+
+/// Runs a command to completion (stdout and stderr discarded), with its wall time and peak RSS.
+///
+/// The command is started by a small `fdid-bench measure` process: a child's peak RSS includes the
+/// memory of the process it was forked from until it execs, and this benchmark process is large.
+fn measure(command: &Command) -> Result<Measurement> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg("measure")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or(""));
+    }
+    let mut words = text.split_whitespace();
+    let wall_ns: u64 = words.next().context("measure output")?.parse()?;
+    let rss_kib: u64 = words.next().context("measure output")?.parse()?;
+    Ok(Measurement { wall: Duration::from_nanos(wall_ns), rss_kib })
+}
+
+/// `fdid-bench measure PROGRAM ARGS…`: runs it (output discarded) and prints
+/// `WALL_NS PEAK_RSS_KIB`; fails when it fails.
+fn measure_child(args: &[String]) -> Result<()> {
+    let (program, rest) = args.split_first().context("measure needs a command")?;
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; `child` is not waited on again (its Drop does not wait).
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if rc < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr {
+            use std::io::Read as _;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        bail!("exit status {status:#x}: {}", stderr.lines().next().unwrap_or(""));
+    }
+    println!("{} {}", wall.as_nanos(), usage.ru_maxrss);
+    Ok(())
+}
+
+struct Row {
+    fds: u64,
+    tool: String,
+    wall: Option<Duration>,
+    rss_kib: u64,
+    note: String,
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|path| path.is_file())
+}
+
+fn run_bench(options: &Options) -> Result<()> {
+    std::fs::create_dir_all(&options.out)?;
+    if !options.fdid.is_file() {
+        bail!("{} does not exist: run through `cargo xtask bench`", options.fdid.display());
+    }
+    let lsfd = which("lsfd");
+    let lsof = which("lsof");
+    let mut rows: Vec<Row> = Vec::new();
+    for &size in &options.sizes {
+        eprintln!("== {size} fds: starting the workload");
+        let workload = Workload::start(size, &options.out)?;
+        let root = workload.root.to_string();
+
+        // Ground truth, through the library, once per mode.
+        let mut checks: HashMap<&str, String> = HashMap::new();
+        for (name, mode) in [("ambiguous", VerifyMode::Ambiguous), ("all", VerifyMode::All), ("none", VerifyMode::None)] {
+            let mut survey_options = SurveyOptions::new(Scope::system());
+            survey_options.verify = mode;
+            let survey = Survey::run(&survey_options).context("survey for the ground-truth check")?;
+            checks.insert(name, check(&survey, &workload.truth));
+        }
+        let pid_survey = Survey::run(&SurveyOptions::new(Scope::pids([workload.root])))?;
+        let root_truth: HashMap<(u32, u32), String> =
+            workload.truth.iter().filter(|((pid, _), _)| *pid == workload.root).map(|(k, v)| (*k, v.clone())).collect();
+        let pid_check = check(&pid_survey, &root_truth);
+
+        let exe = std::env::current_exe()?;
+        let fdid = |args: &[&str]| {
+            let mut command = Command::new(&options.fdid);
+            command.args(args);
+            command
+        };
+        let mut tools: Vec<(String, Command, String)> = vec![
+            ("raw walk (load+attach+read)".into(), { let mut c = Command::new(&exe); c.arg("raw-walk"); c }, "floor".into()),
+            ("fdid --json (verify=ambiguous)".into(), fdid(&["--json"]), checks["ambiguous"].clone()),
+            ("fdid --json --verify=all".into(), fdid(&["--json", "--verify", "all"]), checks["all"].clone()),
+            ("fdid --json --verify=none".into(), fdid(&["--json", "--verify", "none"]), checks["none"].clone()),
+            (format!("fdid --pid ROOT --json ({} fds)", root_truth.len()), fdid(&["--pid", &root, "--json"]), pid_check),
+            ("fdid --collector procfs --json".into(), fdid(&["--collector", "procfs", "--json"]), "tests check it".into()),
+        ];
+        match &lsfd {
+            Some(path) => {
+                tools.push(("lsfd".into(), Command::new(path), String::new()));
+                tools.push(("lsfd -p ROOT".into(), { let mut c = Command::new(path); c.args(["-p", &root]); c }, String::new()));
+            }
+            None => eprintln!("lsfd not found (it is in util-linux): skipped"),
+        }
+        match &lsof {
+            Some(path) => {
+                tools.push(("lsof -n -P".into(), { let mut c = Command::new(path); c.args(["-n", "-P"]); c }, String::new()));
+                tools.push(("lsof -n -P -p ROOT".into(), { let mut c = Command::new(path); c.args(["-n", "-P", "-p", &root]); c }, String::new()));
+            }
+            None => eprintln!("lsof not found: `apt-get install lsof` to compare with it; skipped"),
+        }
+        for (name, command, note) in tools {
+            let mut walls = Vec::new();
+            let mut rss = 0;
+            let mut failure = None;
+            for _ in 0..options.runs {
+                match measure(&command) {
+                    Ok(m) => {
+                        walls.push(m.wall);
+                        rss = rss.max(m.rss_kib);
+                    }
+                    Err(error) => {
+                        failure = Some(format!("failed: {error:#}"));
+                        break;
+                    }
+                }
+            }
+            let wall = failure.is_none().then(|| median(walls));
+            eprintln!("   {name}: {wall:?}, {} MiB {}", rss / 1024, failure.as_deref().unwrap_or(""));
+            rows.push(Row { fds: workload.fds, tool: name, wall, rss_kib: rss, note: failure.unwrap_or(note) });
+        }
+    }
+    let report = report(&rows, options);
+    std::fs::write(options.out.join("report.md"), &report)?;
+    std::fs::write(options.out.join("time-vs-fds.svg"), plot(&rows))?;
+    println!("{report}");
+    eprintln!("wrote {} and {}", options.out.join("report.md").display(), options.out.join("time-vs-fds.svg").display());
+    Ok(())
+}
+
+fn report(rows: &[Row], options: &Options) -> String {
+    let mut out = String::new();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "fdid benchmark: kernel {}, {cpus} CPUs, median of {} runs, peak RSS = largest of the runs\n",
+        kernel.trim(),
+        options.runs
+    );
+    let _ = writeln!(out, "| fds | tool | median wall | peak RSS | fds/s | × raw walk | grouping vs ground truth |");
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---|");
+    for row in rows {
+        let raw = rows.iter().find(|r| r.fds == row.fds && r.tool.starts_with("raw walk")).and_then(|r| r.wall);
+        let (wall, rate, ratio) = match row.wall {
+            Some(wall) => (
+                format!("{:.1} ms", wall.as_secs_f64() * 1e3),
+                format!("{:.2} M", row.fds as f64 / wall.as_secs_f64() / 1e6),
+                raw.map(|raw| format!("{:.2}", wall.as_secs_f64() / raw.as_secs_f64())).unwrap_or_default(),
+            ),
+            None => ("—".into(), "—".into(), "—".into()),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {wall} | {:.0} MiB | {rate} | {ratio} | {} |",
+            row.fds,
+            row.tool,
+            row.rss_kib as f64 / 1024.0,
+            row.note
+        );
+    }
+    out
+}
+
+/// A log-log SVG line chart of median wall time against fds, one line per tool.
+fn plot(rows: &[Row]) -> String {
+    let (width, height, margin) = (860.0, 520.0, 70.0);
+    let mut tools: Vec<&str> = Vec::new();
+    for row in rows {
+        if !tools.contains(&row.tool.as_str()) {
+            tools.push(&row.tool);
+        }
+    }
+    let points: Vec<(f64, f64)> =
+        rows.iter().filter_map(|r| r.wall.map(|w| ((r.fds as f64).log10(), (w.as_secs_f64() * 1e3).log10()))).collect();
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0.floor()), b.max(p.0.ceil())));
+    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1.floor()), b.max(p.1.ceil())));
+    let (x1, y1) = (x1.max(x0 + 1.0), y1.max(y0 + 1.0));
+    let sx = |x: f64| margin + (x - x0) / (x1 - x0) * (width - 2.0 * margin - 200.0);
+    let sy = |y: f64| height - margin - (y - y0) / (y1 - y0) * (height - 2.0 * margin);
+    let colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a", "#fb9a99"];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for decade in (x0 as i32)..=(x1 as i32) {
+        let x = sx(f64::from(decade));
+        let _ = writeln!(svg, "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">10^{decade} fds</text>", sy(y0), sy(y1), sy(y0) + 18.0);
+    }
+    for decade in (y0 as i32)..=(y1 as i32) {
+        let y = sy(f64::from(decade));
+        let label = 10f64.powi(decade);
+        let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label} ms</text>", sx(x0), sx(x1), sx(x0) - 6.0, y + 4.0);
+    }
+    for (k, tool) in tools.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        let line: Vec<String> = rows
+            .iter()
+            .filter(|r| r.tool == *tool)
+            .filter_map(|r| r.wall.map(|w| format!("{:.1},{:.1}", sx((r.fds as f64).log10()), sy((w.as_secs_f64() * 1e3).log10()))))
+            .collect();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", line.join(" "));
+        for point in &line {
+            let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+            let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{color}\"/>");
+        }
+        let ly = margin + 18.0 * k as f64;
+        let _ = writeln!(svg, "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>", width - 250.0, ly - 4.0, width - 232.0, ly, tool.replace('&', "&amp;").replace('<', "&lt;"));
+    }
+    let _ = writeln!(svg, "<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">median wall time vs open fds (log-log)</text>\n</svg>", width / 2.0);
+    svg
+}
+
+/// `fdid-bench raw-walk`: load the program, then attach and read the whole iterator without decoding.
+fn raw_walk() -> Result<()> {
+    let mut collector = BpfCollector::load(&BpfOptions::default(), None)?;
+    let bytes = collector.raw_walk()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{bytes} bytes")?;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("raw-walk") => raw_walk(),
+        Some("measure") => measure_child(&args[2..]),
+        _ => parse_options().and_then(|options| run_bench(&options)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fdid-bench: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
