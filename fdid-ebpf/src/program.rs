@@ -69,6 +69,30 @@ static FDID_CONFIG: IterConfig = IterConfig {
     },
 };
 
+/// What the program computed for the task it is walking, reused for each of that task's fds: the
+/// kernel visits a task's fds one after another. Keyed by the task pointer's value and its (initial
+/// namespace) pid, so an address reused by another task cannot be mistaken for it.
+#[repr(C)]
+struct TaskCache {
+    task: u64,
+    raw_pid: u32,
+    tgid: u32,
+    tid: u32,
+    pid_ns_level: u32,
+    files_hash: u64,
+}
+
+/// Writable, private to this program instance (`.bss`).
+#[unsafe(no_mangle)]
+static mut FDID_TASK_CACHE: TaskCache = TaskCache {
+    task: 0,
+    raw_pid: 0,
+    tgid: 0,
+    tid: 0,
+    pid_ns_level: 0,
+    files_hash: 0,
+};
+
 /// Reads one member of [`FDID_CONFIG`]; volatile so the compiler cannot fold in the zero initialiser.
 macro_rules! config {
     ($($member:tt)+) => {
@@ -95,6 +119,57 @@ fn read_word(address: *const c_void) -> Option<u64> {
     let rc =
         unsafe { bpf_probe_read_kernel((&raw mut value).cast(), size_of::<u64>() as u32, address) };
     (rc == 0).then_some(value)
+}
+
+/// (tgid, tid, pid namespace depth, keyed hash of `task->files`) of the context's task, from the cache
+/// when the previous fd belonged to the same task.
+#[inline(always)]
+fn task_facts(
+    ctx: *mut TaskFileCtx,
+    task: *const u8,
+    key: [u64; 2],
+    mask: u64,
+) -> Option<(u32, u32, u32, u64)> {
+    // SAFETY: reading the context's own `task` member as a number; see `read_word`.
+    let task_word = read_word(unsafe { addr_of!((*ctx).task) }.cast())?;
+    let pid_offset = config!(offsets.task_pid);
+    // SAFETY: `task` is the context's non-null typed pointer; the offset comes from the frozen config.
+    let raw_pid: u32 = unsafe { load(task, pid_offset) };
+    let cache = &raw mut FDID_TASK_CACHE;
+    // SAFETY: the cache is this program's own global; the kernel runs one iterator step at a time per
+    // iterator instance, and fdid reads one instance at a time.
+    unsafe {
+        if read_volatile(addr_of!((*cache).task)) == task_word
+            && read_volatile(addr_of!((*cache).raw_pid)) == raw_pid
+        {
+            return Some((
+                read_volatile(addr_of!((*cache).tgid)),
+                read_volatile(addr_of!((*cache).tid)),
+                read_volatile(addr_of!((*cache).pid_ns_level)),
+                read_volatile(addr_of!((*cache).files_hash)),
+            ));
+        }
+    }
+    let (tgid, tid, level) = task_ids(task);
+    let files_offset = config!(offsets.task_files);
+    // SAFETY: only the address is computed here; `read_word` reads it with bpf_probe_read_kernel.
+    let files_word = read_word(unsafe { task.add(files_offset as usize) }.cast())?;
+    let files_hash = siphash24_u64(key, files_word) & mask;
+    // SAFETY: as above.
+    unsafe {
+        core::ptr::write_volatile(
+            cache,
+            TaskCache {
+                task: task_word,
+                raw_pid,
+                tgid,
+                tid,
+                pid_ns_level: u32::from(level),
+                files_hash,
+            },
+        );
+    }
+    Some((tgid, tid, u32::from(level), files_hash))
 }
 
 /// The task's (process id, thread id, namespace depth) as seen from the pid namespace of the process reading the
@@ -172,7 +247,15 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         return 0;
     }
 
-    let (tgid, tid, pid_ns_level) = task_ids(task);
+    let key = [config!(hash_key[0]), config!(hash_key[1])];
+    let mask = config!(hash_mask);
+    let Some((tgid, tid, pid_ns_level, files_hash)) = task_facts(ctx, task, key, mask) else {
+        warn!(
+            &(),
+            "fdid: could not read the task pointer or fd table of fd {}", fd
+        );
+        return 0;
+    };
     let filter = config!(filter_tgid);
     if filter != 0 && filter != tgid {
         return 0;
@@ -188,7 +271,8 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         tgid,
         tid,
         fd,
-        pid_ns_level,
+        pid_ns_level: pid_ns_level as u16,
+        files_hash,
         ..FdRecord::default()
     };
     // SAFETY (every `load` below): `file` is the non-null typed pointer from the context, `inode` and
@@ -214,19 +298,10 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         }
     }
 
-    let key = [config!(hash_key[0]), config!(hash_key[1])];
-    let mask = config!(hash_mask);
-    // The `file` pointer's value sits in the context; `task->files` in the task.
-    let file_word = read_word(unsafe { addr_of!((*ctx).file) }.cast());
-    let files_offset = config!(offsets.task_files);
-    // SAFETY: only the address is computed here; `read_word` reads it with bpf_probe_read_kernel.
-    let files_word = read_word(unsafe { task.add(files_offset as usize) }.cast());
-    match (file_word, files_word) {
-        (Some(file_word), Some(files_word)) => {
-            record.file_hash = siphash24_u64(key, file_word) & mask;
-            record.files_hash = siphash24_u64(key, files_word) & mask;
-        }
-        _ => {
+    // The `file` pointer's value sits in the context.
+    match read_word(unsafe { addr_of!((*ctx).file) }.cast()) {
+        Some(file_word) => record.file_hash = siphash24_u64(key, file_word) & mask,
+        None => {
             // Cannot happen for live objects; leave a trace for `fdid -v` and skip the fd rather than
             // emit a record whose identity is unknown.
             warn!(

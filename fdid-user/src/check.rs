@@ -41,7 +41,7 @@ pub fn violations(survey: &Survey, scope: &BTreeSet<u32>, policy: &CheckPolicy) 
         let holders: Vec<(u32, u32)> = file
             .holders
             .iter()
-            .map(|&h| ((*survey.record(h)).tgid, (*survey.record(h)).fd))
+            .map(|&h| (survey.record(h).tgid, survey.record(h).fd))
             .collect();
         let inside: Vec<(u32, u32)> = holders
             .iter()

@@ -12,7 +12,7 @@ use fdid::{
     check::{self, CheckPolicy},
     collect::bpf::BpfOptions,
     report,
-    survey::CollectorKind,
+    survey::{CollectorKind, OutsideHolders},
 };
 
 #[derive(Parser)]
@@ -36,6 +36,10 @@ struct Cli {
     /// Print a Graphviz graph of processes and the descriptions they share.
     #[arg(long)]
     dot: bool,
+    /// With --pid: walk only those processes, not the rest of the system, so holders outside the
+    /// scope are not shown (like `lsof -p`; faster on a big machine).
+    #[arg(long, requires = "pids")]
+    scope_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -96,7 +100,7 @@ enum CollectorArg {
 }
 
 impl SurveyArgs {
-    fn options(&self, whole_system: bool) -> SurveyOptions {
+    fn options(&self, outside: OutsideHolders) -> SurveyOptions {
         let scope = if self.tree {
             Scope::trees(self.pids.clone())
         } else {
@@ -120,7 +124,7 @@ impl SurveyArgs {
             },
             ..BpfOptions::default()
         };
-        options.whole_system = whole_system;
+        options.outside = outside;
         options
     }
 }
@@ -191,9 +195,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         None => {
-            let survey = Survey::run(&cli.survey.options(false)).context("survey")?;
+            let survey = Survey::run(&cli.survey.options(if cli.scope_only {
+                OutsideHolders::Never
+            } else {
+                OutsideHolders::WhenReferenced
+            }))
+            .context("survey")?;
             let written = std::time::Instant::now();
-            let mut out = BufWriter::new(io::stdout().lock());
+            let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             if cli.json {
                 report::json::write(&mut out, &survey)?;
             } else if cli.dot {
@@ -216,7 +225,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             if args.pids.is_empty() {
                 anyhow::bail!("check needs --pid: which processes to check");
             }
-            let survey = Survey::run(&args.options(true)).context("survey")?;
+            let survey = Survey::run(&args.options(OutsideHolders::Always)).context("survey")?;
             let mut scope = survey.processes_in_scope();
             scope.extend(args.pids.iter().copied());
             let policy = CheckPolicy {
@@ -224,7 +233,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 no_inherited: *no_inherited,
             };
             let violations = check::violations(&survey, &scope, &policy);
-            let mut out = BufWriter::new(io::stdout().lock());
+            let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             let mut names = report::Names::default();
             for violation in &violations {
                 let file = &survey.files[violation.file];

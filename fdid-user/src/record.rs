@@ -1,6 +1,6 @@
 //! Decoding the iterator's byte stream into [`FdRecord`]s, with length checks.
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 
 pub use fdid_ebpf::{FdRecord, RECORD_SIZE};
 
@@ -30,39 +30,75 @@ fn record_from_bytes(chunk: &[u8]) -> FdRecord {
     unsafe { chunk.as_ptr().cast::<FdRecord>().read_unaligned() }
 }
 
-/// Reads records from `reader` (the iterator's fd) until end of stream, in large chunks.
+/// Reads records until end of stream straight into `records`' memory, in large chunks (no copy).
 ///
-/// Reads need not end on a record boundary: a partial record is carried to the next read, and one left
-/// at end of stream is [`DecodeError::Truncated`].
-pub fn read_all(mut reader: impl Read, mut sink: impl FnMut(FdRecord)) -> std::io::Result<u64> {
-    const CHUNK: usize = 1 << 20;
-    let mut buffer = vec![0u8; CHUNK];
-    let mut filled = 0;
+/// `read(buffer, len)` reads at most `len` bytes into `buffer` like read(2) and returns how many (0 at
+/// end of stream). Reads need not end on a record boundary: the bytes of a partial record wait for the
+/// next read, and one left at end of stream is [`DecodeError::Truncated`]. Returns the bytes read.
+pub fn read_into(
+    records: &mut Vec<FdRecord>,
+    mut read: impl FnMut(*mut u8, usize) -> std::io::Result<usize>,
+) -> std::io::Result<u64> {
+    const CHUNK_RECORDS: usize = 1 << 14; // 1 MiB
+    let mut partial = [0u8; RECORD_SIZE];
+    let mut partial_len = 0;
     let mut total = 0u64;
     loop {
-        let read = match reader.read(&mut buffer[filled..]) {
+        records.reserve(CHUNK_RECORDS.max(records.len() / 2));
+        let spare = records.spare_capacity_mut();
+        let spare_bytes = spare.len() * RECORD_SIZE;
+        let start = spare.as_mut_ptr().cast::<u8>();
+        // SAFETY: `start` points to `spare_bytes` bytes of spare capacity that this Vec owns; the
+        // partial record (< RECORD_SIZE bytes) is copied to its beginning.
+        unsafe { std::ptr::copy_nonoverlapping(partial.as_ptr(), start, partial_len) };
+        // SAFETY: the destination lies within the spare capacity, after the partial record.
+        let read = match read(unsafe { start.add(partial_len) }, spare_bytes - partial_len) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
         total += read as u64;
-        filled += read;
-        let whole = filled - filled % RECORD_SIZE;
-        buffer[..whole]
-            .chunks_exact(RECORD_SIZE)
-            .map(record_from_bytes)
-            .for_each(&mut sink);
-        buffer.copy_within(whole..filled, 0);
-        filled -= whole;
+        let filled = partial_len + read;
+        let whole = filled / RECORD_SIZE;
+        partial_len = filled % RECORD_SIZE;
+        // SAFETY: the leftover bytes were just written, within the spare capacity.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                start.add(whole * RECORD_SIZE),
+                partial.as_mut_ptr(),
+                partial_len,
+            )
+        };
+        // SAFETY: the first `whole` records of the spare capacity were fully written by `read` (or
+        // copied from `partial`), and every byte pattern is a valid FdRecord (integers only, no
+        // padding).
+        unsafe { records.set_len(records.len() + whole) };
     }
-    if filled != 0 {
+    if partial_len != 0 {
         let error = DecodeError::Truncated {
             len: total as usize,
         };
         return Err(std::io::Error::new(ErrorKind::InvalidData, error));
     }
     Ok(total)
+}
+
+/// [`read_into`] from a file descriptor (the iterator).
+pub fn read_fd_into(
+    fd: std::os::fd::BorrowedFd<'_>,
+    records: &mut Vec<FdRecord>,
+) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd as _;
+    read_into(records, |buffer, len| {
+        // SAFETY: `read_into` hands out `len` writable bytes at `buffer`.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buffer.cast(), len) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -109,9 +145,9 @@ mod tests {
     #[test]
     fn a_zero_length_stream_is_no_records() {
         assert_eq!(decode(&[]), Ok(vec![]));
-        let mut seen = 0;
-        assert_eq!(read_all(&[][..], |_| seen += 1).unwrap(), 0);
-        assert_eq!(seen, 0);
+        let mut seen = Vec::new();
+        assert_eq!(read_into(&mut seen, from_slice(&[], 4096)).unwrap(), 0);
+        assert!(seen.is_empty());
     }
 
     #[test]
@@ -119,7 +155,7 @@ mod tests {
         let records = sample(3);
         assert_eq!(decode(&bytes_of(&records)), Ok(records.clone()));
         let mut seen = Vec::new();
-        read_all(&bytes_of(&records)[..], |r| seen.push(r)).unwrap();
+        read_into(&mut seen, from_slice(&bytes_of(&records), 1 << 20)).unwrap();
         assert_eq!(seen, records);
     }
 
@@ -133,22 +169,23 @@ mod tests {
                 len: 2 * RECORD_SIZE - 1
             })
         );
-        let error = read_all(&bytes[..], |_| {}).unwrap_err();
+        let error = read_into(&mut Vec::new(), from_slice(&bytes, 4096)).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidData);
         assert!(decode(&bytes[..10]).is_err());
     }
 
-    /// A reader that returns at most `step` bytes per read, so records straddle reads.
-    struct Dribble<'a> {
-        data: &'a [u8],
+    /// A raw reader over `data` that returns at most `step` bytes per read, so records can straddle
+    /// reads.
+    fn from_slice(
+        data: &[u8],
         step: usize,
-    }
-
-    impl Read for Dribble<'_> {
-        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.step.min(out.len()).min(self.data.len());
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
+    ) -> impl FnMut(*mut u8, usize) -> std::io::Result<usize> + '_ {
+        let mut rest = data;
+        move |buffer, len| {
+            let n = step.min(len).min(rest.len());
+            // SAFETY: `read_into` hands out `len` >= n writable bytes at `buffer`.
+            unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), buffer, n) };
+            rest = &rest[n..];
             Ok(n)
         }
     }
@@ -158,14 +195,16 @@ mod tests {
         let records = sample(5);
         let bytes = bytes_of(&records);
         let mut seen = Vec::new();
-        read_all(
-            Dribble {
-                data: &bytes,
-                step: 37,
-            },
-            |r| seen.push(r),
-        )
-        .unwrap();
+        read_into(&mut seen, from_slice(&bytes, 37)).unwrap();
         assert_eq!(seen, records);
+        // Reads of one byte at a time, and reads larger than the spare capacity asks for.
+        let mut seen = Vec::new();
+        read_into(&mut seen, from_slice(&bytes, 1)).unwrap();
+        assert_eq!(seen, records);
+        // Many records: the Vec grows while a partial record waits.
+        let many = sample(40_000);
+        let mut seen = Vec::new();
+        read_into(&mut seen, from_slice(&bytes_of(&many), 1000)).unwrap();
+        assert_eq!(seen, many);
     }
 }

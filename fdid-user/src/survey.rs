@@ -77,8 +77,22 @@ pub struct SurveyOptions {
     pub verify: VerifyMode,
     pub collector: CollectorKind,
     pub bpf: BpfOptions,
-    /// Walk the whole system even for a scoped survey (to see every holder outside the scope).
-    pub whole_system: bool,
+    /// For a scoped survey: when to walk every process to find holders outside the scope.
+    pub outside: OutsideHolders,
+}
+
+/// When a scoped survey also walks every process, to show who outside the scope holds the same open
+/// file descriptions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutsideHolders {
+    /// When a description of the scope has more references than holders in the scope (always for
+    /// procfs, which has no reference counts).
+    #[default]
+    WhenReferenced,
+    /// Always (`fdid check`).
+    Always,
+    /// Never: only the scope's processes are walked (`--scope-only`, like `lsof -p`).
+    Never,
 }
 
 impl SurveyOptions {
@@ -88,7 +102,7 @@ impl SurveyOptions {
             verify: VerifyMode::default(),
             collector: CollectorKind::default(),
             bpf: BpfOptions::default(),
-            whole_system: false,
+            outside: OutsideHolders::default(),
         }
     }
 }
@@ -191,7 +205,11 @@ impl Survey {
         // descriptions: always for procfs (no reference counts), for BPF when a description has more
         // references than holders in the scope.
         if let Some(pids) = &scope
-            && (options.whole_system || may_be_held_outside(&collection))
+            && match options.outside {
+                OutsideHolders::WhenReferenced => may_be_held_outside(&collection),
+                OutsideHolders::Always => true,
+                OutsideHolders::Never => false,
+            }
         {
             let (all, all_own_refs) = collector.collect(&Target::All)?;
             own_refs = all_own_refs;

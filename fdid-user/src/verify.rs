@@ -95,6 +95,9 @@ fn fixed_flags(flags: u32) -> u32 {
     flags & (libc::O_ACCMODE | libc::O_PATH) as u32
 }
 
+/// What puts two fds in one candidate group: pointer hash (0 without), dev, ino, fixed flags.
+type CandidateKey = (u64, u32, u64, u32);
+
 /// Groups `records` into open file descriptions, in order of first appearance.
 pub fn identify(
     records: &[FdRecord],
@@ -104,15 +107,27 @@ pub fn identify(
 ) -> (Vec<Description>, VerifyStats) {
     // Candidate groups: everything that is certainly different is apart.
     // Fx: the keys are not attacker-chosen in a way that matters here (the pointer hash is keyed).
-    let mut slots: FxHashMap<(u64, u32, u64, u32), usize> = FxHashMap::default();
+    let mut slots: FxHashMap<CandidateKey, usize> = FxHashMap::default();
+    // In front of the map, a small direct-mapped cache: a survey usually has far fewer descriptions
+    // than fds, so most fds find theirs here.
+    const CACHE: usize = 4096;
+    let mut cache: Vec<Option<(CandidateKey, usize)>> = vec![None; CACHE];
     let mut candidates: Vec<Vec<usize>> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let hash = if evidence.hashed { r.file_hash } else { 0 };
         let key = (hash, r.dev, r.ino, fixed_flags(r.flags));
-        let slot = *slots.entry(key).or_insert_with(|| {
-            candidates.push(Vec::new());
-            candidates.len() - 1
-        });
+        let line = (hash ^ r.ino) as usize % CACHE;
+        let slot = match cache[line] {
+            Some((cached, slot)) if cached == key => slot,
+            _ => {
+                let slot = *slots.entry(key).or_insert_with(|| {
+                    candidates.push(Vec::new());
+                    candidates.len() - 1
+                });
+                cache[line] = Some((key, slot));
+                slot
+            }
+        };
         candidates[slot].push(i);
     }
 

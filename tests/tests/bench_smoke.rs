@@ -22,13 +22,26 @@ fn the_benchmark_runs_at_its_smallest_size_and_matches_the_ground_truth() {
     }
     assert!(output.status.success(), "fdid-bench failed: {stderr}");
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md written");
-    let rows: Vec<&str> = report.lines().filter(|l| l.starts_with("| 10") && l.contains("fdid")).collect();
-    assert_eq!(rows.len(), 5, "four fdid survey rows and the procfs row:\n{report}");
+    let rows: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("| 10") && l.contains("fdid"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        5,
+        "four fdid survey rows and the procfs row:\n{report}"
+    );
     for row in rows.iter().filter(|r| !r.contains("procfs")) {
-        assert!(row.contains("| ok ("), "grouping checked against the ground truth: {row}");
+        assert!(
+            row.contains("| ok ("),
+            "grouping checked against the ground truth: {row}"
+        );
     }
     assert!(report.contains("raw walk"), "{report}");
     let svg = std::fs::read_to_string(out.join("time-vs-fds.svg")).expect("plot written");
-    assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "a plot with lines");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "a plot with lines"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

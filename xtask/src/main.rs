@@ -83,7 +83,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bench { args } => {
             let object = build_ebpf(&ws)?;
             let status = cargo(&ws)
-                .args(["build", "--release", "--package", "fdid-user", "--package", "fdid-tests", "--bins"])
+                .args([
+                    "build",
+                    "--release",
+                    "--package",
+                    "fdid-user",
+                    "--package",
+                    "fdid-tests",
+                    "--bins",
+                ])
                 .env(OBJECT_ENV, &object)
                 .status()
                 .context("running cargo build")?;

@@ -257,7 +257,7 @@ fn read_iterator(
     records: &mut Vec<FdRecord>,
 ) -> Result<(), BpfError> {
     let iterator = open_iterator(program, pid)?;
-    record::read_all(iterator, |r| records.push(r)).map_err(BpfError::Read)?;
+    record::read_fd_into(iterator.as_fd(), records).map_err(BpfError::Read)?;
     Ok(())
 }
 

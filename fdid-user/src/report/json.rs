@@ -40,19 +40,26 @@ pub fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
     out.write_all(b"\"")
 }
 
-/// The parts of an fd's JSON object that are the same for every holder of one description: before
-/// `pos` (`"id":…,"genid":…,"subid":…,"dev":"…","ino":…,`) and after `flags`
-/// (`"mode":…,"type":"…","path":"…",`), built once per description.
-struct DescriptionParts {
+/// The parts of an fd's JSON object that are the same for every holder of one description, built once
+/// per description: `"id":…,"genid":…,"subid":…,"dev":"…","ino":…,"pos":…,"flags":…,"mode":…,
+/// "type":"…","path":"…",` for the (pos, flags) of its first holder. An fd whose pos or flags differ
+/// (an offset that moved during the walk) gets them written on its own.
+struct DescriptionPart {
+    pos: i64,
+    flags: u32,
+    /// Up to `"pos":`.
     head: Vec<u8>,
+    /// From `"pos":` to `"mode":` (exclusive): `"pos":…,"flags":…,`.
+    pos_flags: Vec<u8>,
+    /// From `"mode":`.
     tail: Vec<u8>,
 }
 
-fn description_parts(
+fn description_part(
     survey: &Survey,
     names: &mut Names,
     index: usize,
-) -> io::Result<DescriptionParts> {
+) -> io::Result<DescriptionPart> {
     let file = &survey.files[index];
     let r = survey.record(file.holders[0]);
     let mut head = Vec::with_capacity(96);
@@ -65,6 +72,8 @@ fn description_parts(
         dev_string(r.dev),
         r.ino
     )?;
+    let mut pos_flags = Vec::with_capacity(40);
+    write_pos_flags(&mut pos_flags, r.pos, r.flags)?;
     let mut tail = Vec::with_capacity(96);
     write!(
         tail,
@@ -74,60 +83,157 @@ fn description_parts(
     )?;
     write_str(&mut tail, &names.path(survey, file))?;
     tail.push(b',');
-    Ok(DescriptionParts { head, tail })
+    Ok(DescriptionPart {
+        pos: r.pos,
+        flags: r.flags,
+        head,
+        pos_flags,
+        tail,
+    })
 }
 
-/// Writes the whole survey as one JSON object.
-pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
-    let mut names = Names::default();
-    let mut parts: Vec<Option<DescriptionParts>> = (0..survey.files.len()).map(|_| None).collect();
-    // `"comm":"…","in_scope":…,` per process.
-    let mut process_parts: std::collections::HashMap<u32, Vec<u8>> =
-        std::collections::HashMap::new();
+fn write_pos_flags(out: &mut impl Write, pos: i64, flags: u32) -> io::Result<()> {
     let mut numbers = itoa::Buffer::new();
+    out.write_all(b"\"pos\":")?;
+    out.write_all(numbers.format(pos).as_bytes())?;
+    out.write_all(b",\"flags\":")?;
+    out.write_all(numbers.format(flags).as_bytes())?;
+    out.write_all(b",")
+}
 
-    out.write_all(b"{\"fds\":[")?;
-    for index in 0..survey.len() {
+/// The parts of an fd's JSON object that are the same for every fd of one task, built once per task:
+/// `{"pid":…,"tid":…,"fd":` and `"comm":"…","in_scope":…,`.
+struct TaskPart {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+fn task_part(survey: &Survey, names: &mut Names, tgid: u32, tid: u32) -> io::Result<TaskPart> {
+    let mut head = Vec::with_capacity(40);
+    write!(head, "{{\"pid\":{tgid},\"tid\":{tid},\"fd\":")?;
+    let mut tail = b"\"comm\":".to_vec();
+    write_str(&mut tail, names.comm(tgid))?;
+    write!(tail, ",\"in_scope\":{},", survey.in_scope(tgid))?;
+    Ok(TaskPart { head, tail })
+}
+
+/// Everything the fds array needs besides the records, built before formatting starts (the /proc
+/// lookups for paths and names happen here, once each), so that formatting can run on two threads.
+struct Parts {
+    descriptions: Vec<DescriptionPart>,
+    tasks: rustc_hash::FxHashMap<(u32, u32), TaskPart>,
+}
+
+impl Parts {
+    fn build(survey: &Survey, names: &mut Names) -> io::Result<Self> {
+        let descriptions = (0..survey.files.len())
+            .map(|i| description_part(survey, names, i))
+            .collect::<io::Result<_>>()?;
+        let mut tasks = rustc_hash::FxHashMap::default();
+        let mut previous = None;
+        for index in 0..survey.len() {
+            let r = survey.record(index);
+            if previous != Some((r.tgid, r.tid)) {
+                previous = Some((r.tgid, r.tid));
+                if let std::collections::hash_map::Entry::Vacant(entry) =
+                    tasks.entry((r.tgid, r.tid))
+                {
+                    entry.insert(task_part(survey, names, r.tgid, r.tid)?);
+                }
+            }
+        }
+        Ok(Self {
+            descriptions,
+            tasks,
+        })
+    }
+}
+
+/// Writes the fd objects `range` (each after a comma, but for the very first fd).
+fn write_fds(
+    out: &mut impl Write,
+    survey: &Survey,
+    parts: &Parts,
+    range: std::ops::Range<usize>,
+) -> io::Result<()> {
+    let mut numbers = itoa::Buffer::new();
+    let mut task: Option<((u32, u32), &TaskPart)> = None;
+    for index in range {
         let r = survey.record(index);
-        out.write_all(if index == 0 {
-            b"{\"pid\":"
-        } else {
-            b",{\"pid\":"
-        })?;
-        out.write_all(numbers.format(r.tgid).as_bytes())?;
-        out.write_all(b",\"tid\":")?;
-        out.write_all(numbers.format(r.tid).as_bytes())?;
-        out.write_all(b",\"fd\":")?;
+        if index > 0 {
+            out.write_all(b",")?;
+        }
+        let task_part = match task {
+            Some((key, part)) if key == (r.tgid, r.tid) => part,
+            _ => {
+                let part = &parts.tasks[&(r.tgid, r.tid)];
+                task = Some(((r.tgid, r.tid), part));
+                part
+            }
+        };
+        out.write_all(&task_part.head)?;
         out.write_all(numbers.format(r.fd).as_bytes())?;
         out.write_all(b",")?;
         let file = survey.file_index_of(index);
-        let description = match &mut parts[file] {
-            Some(description) => description,
-            slot => slot.insert(description_parts(survey, &mut names, file)?),
-        };
+        let description = &parts.descriptions[file];
         out.write_all(&description.head)?;
-        out.write_all(b"\"pos\":")?;
-        out.write_all(numbers.format(r.pos).as_bytes())?;
-        out.write_all(b",\"flags\":")?;
-        out.write_all(numbers.format(r.flags).as_bytes())?;
-        out.write_all(b",")?;
+        if (r.pos, r.flags) == (description.pos, description.flags) {
+            out.write_all(&description.pos_flags)?;
+        } else {
+            write_pos_flags(out, r.pos, r.flags)?;
+        }
         out.write_all(&description.tail)?;
-        let process = match process_parts.entry(r.tgid) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let mut part = b"\"comm\":".to_vec();
-                write_str(&mut part, names.comm(r.tgid))?;
-                write!(part, ",\"in_scope\":{},", survey.in_scope(r.tgid))?;
-                entry.insert(part)
-            }
-        };
-        out.write_all(process)?;
+        out.write_all(&task_part.tail)?;
         out.write_all(if survey.files[file].unconfirmed {
             b"\"unconfirmed\":true}"
         } else {
             b"\"unconfirmed\":false}"
         })?;
     }
+    Ok(())
+}
+
+/// Writes the whole survey as one JSON object.
+///
+/// The fds array (most of the output) is formatted in chunks on two threads: this one formats the even
+/// chunks straight into `out`, a helper formats the odd ones into buffers handed over in order (at most
+/// two waiting), so memory stays bounded whatever the survey's size.
+pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
+    const CHUNK: usize = 1 << 15;
+    let started = std::time::Instant::now();
+    let mut names = Names::default();
+    let parts = Parts::build(survey, &mut names)?;
+    log::debug!("JSON parts built in {:?}", started.elapsed());
+    let mut numbers = itoa::Buffer::new();
+
+    out.write_all(b"{\"fds\":[")?;
+    let chunks = survey.len().div_ceil(CHUNK);
+    let chunk = |k: usize| k * CHUNK..((k + 1) * CHUNK).min(survey.len());
+    std::thread::scope(|scope| -> io::Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+        let parts = &parts;
+        scope.spawn(move || {
+            for k in (1..chunks).step_by(2) {
+                let mut buffer = Vec::with_capacity(CHUNK * 256);
+                let formatted = write_fds(&mut buffer, survey, parts, chunk(k)).map(|()| buffer);
+                if sender.send(formatted).is_err() {
+                    break;
+                }
+            }
+        });
+        for k in (0..chunks).step_by(2) {
+            write_fds(out, survey, parts, chunk(k))?;
+            if k + 1 < chunks {
+                let formatted = receiver
+                    .recv()
+                    .map_err(|_| io::Error::other("JSON formatting thread stopped"))??;
+                out.write_all(&formatted)?;
+            }
+        }
+        Ok(())
+    })?;
+    log::debug!("JSON fds written after {:?}", started.elapsed());
+    let files_started = std::time::Instant::now();
     out.write_all(b"],\"files\":[")?;
     for (n, file) in survey.files.iter().enumerate() {
         if n > 0 {
@@ -143,11 +249,21 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
             None => out.write_all(b"null")?,
         }
         write!(out, ",\"confirmed\":{},\"holders\":[", file.confirmed)?;
+        // Holders come process by process: `,{"pid":…,"fd":` is built once per process.
+        let mut holder_head = Vec::with_capacity(32);
+        let mut head_pid = None;
         for (k, &h) in file.holders.iter().enumerate() {
             let r = survey.record(h);
-            out.write_all(if k > 0 { b",{\"pid\":" } else { b"{\"pid\":" })?;
-            out.write_all(numbers.format(r.tgid).as_bytes())?;
-            out.write_all(b",\"fd\":")?;
+            if head_pid != Some(r.tgid) {
+                head_pid = Some(r.tgid);
+                holder_head.clear();
+                write!(holder_head, ",{{\"pid\":{},\"fd\":", r.tgid)?;
+            }
+            out.write_all(if k > 0 {
+                &holder_head
+            } else {
+                &holder_head[1..]
+            })?;
             out.write_all(numbers.format(r.fd).as_bytes())?;
             out.write_all(b"}")?;
         }
@@ -167,6 +283,7 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
             pids.join(",")
         )?;
     }
+    log::debug!("JSON files written in {:?}", files_started.elapsed());
     let stats = &survey.stats;
     write!(
         out,

@@ -59,7 +59,7 @@ impl Names {
         file.holders
             .iter()
             .find_map(|&h| {
-                let r = &(*survey.record(h));
+                let r = survey.record(h);
                 proc::fd_path(r.tid, r.fd)
             })
             .map(|path| path.display().to_string())

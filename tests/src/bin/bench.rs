@@ -100,7 +100,13 @@ impl Workload {
         let root = *facts.get("root").context("the workload did not start")? as u32;
         let fds = facts["fds"];
         let truth = read_truth(&truth_path)?;
-        Ok(Self { child, stdin, root, fds, truth })
+        Ok(Self {
+            child,
+            stdin,
+            root,
+            fds,
+            truth,
+        })
     }
 }
 
@@ -142,7 +148,9 @@ fn check(survey: &Survey, truth: &HashMap<(u32, u32), String>) -> String {
     let mut seen = 0usize;
     let mut wrong = 0usize;
     for fd in survey.fds() {
-        let Some(label) = truth.get(&(fd.record.tgid, fd.record.fd)) else { continue };
+        let Some(label) = truth.get(&(fd.record.tgid, fd.record.fd)) else {
+            continue;
+        };
         seen += 1;
         let id = fd.id.0;
         let by_label = *id_of_label.entry(label).or_insert(id);
@@ -178,12 +186,21 @@ fn measure(command: &Command) -> Result<Measurement> {
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or(""));
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
     }
     let mut words = text.split_whitespace();
     let wall_ns: u64 = words.next().context("measure output")?.parse()?;
     let rss_kib: u64 = words.next().context("measure output")?.parse()?;
-    Ok(Measurement { wall: Duration::from_nanos(wall_ns), rss_kib })
+    Ok(Measurement {
+        wall: Duration::from_nanos(wall_ns),
+        rss_kib,
+    })
 }
 
 /// `fdid-bench measure PROGRAM ARGS…`: runs it (output discarded) and prints
@@ -214,7 +231,10 @@ fn measure_child(args: &[String]) -> Result<()> {
             use std::io::Read as _;
             let _ = pipe.read_to_string(&mut stderr);
         }
-        bail!("exit status {status:#x}: {}", stderr.lines().next().unwrap_or(""));
+        bail!(
+            "exit status {status:#x}: {}",
+            stderr.lines().next().unwrap_or("")
+        );
     }
     println!("{} {}", wall.as_nanos(), usage.ru_maxrss);
     Ok(())
@@ -244,7 +264,10 @@ fn which(tool: &str) -> Option<PathBuf> {
 fn run_bench(options: &Options) -> Result<()> {
     std::fs::create_dir_all(&options.out)?;
     if !options.fdid.is_file() {
-        bail!("{} does not exist: run through `cargo xtask bench`", options.fdid.display());
+        bail!(
+            "{} does not exist: run through `cargo xtask bench`",
+            options.fdid.display()
+        );
     }
     let lsfd = which("lsfd");
     let lsof = which("lsof");
@@ -256,15 +279,24 @@ fn run_bench(options: &Options) -> Result<()> {
 
         // Ground truth, through the library, once per mode.
         let mut checks: HashMap<&str, String> = HashMap::new();
-        for (name, mode) in [("ambiguous", VerifyMode::Ambiguous), ("all", VerifyMode::All), ("none", VerifyMode::None)] {
+        for (name, mode) in [
+            ("ambiguous", VerifyMode::Ambiguous),
+            ("all", VerifyMode::All),
+            ("none", VerifyMode::None),
+        ] {
             let mut survey_options = SurveyOptions::new(Scope::system());
             survey_options.verify = mode;
-            let survey = Survey::run(&survey_options).context("survey for the ground-truth check")?;
+            let survey =
+                Survey::run(&survey_options).context("survey for the ground-truth check")?;
             checks.insert(name, check(&survey, &workload.truth));
         }
         let pid_survey = Survey::run(&SurveyOptions::new(Scope::pids([workload.root])))?;
-        let root_truth: HashMap<(u32, u32), String> =
-            workload.truth.iter().filter(|((pid, _), _)| *pid == workload.root).map(|(k, v)| (*k, v.clone())).collect();
+        let root_truth: HashMap<(u32, u32), String> = workload
+            .truth
+            .iter()
+            .filter(|((pid, _), _)| *pid == workload.root)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         let pid_check = check(&pid_survey, &root_truth);
 
         let exe = std::env::current_exe()?;
@@ -274,24 +306,76 @@ fn run_bench(options: &Options) -> Result<()> {
             command
         };
         let mut tools: Vec<(String, Command, String)> = vec![
-            ("raw walk (load+attach+read)".into(), { let mut c = Command::new(&exe); c.arg("raw-walk"); c }, "floor".into()),
-            ("fdid --json (verify=ambiguous)".into(), fdid(&["--json"]), checks["ambiguous"].clone()),
-            ("fdid --json --verify=all".into(), fdid(&["--json", "--verify", "all"]), checks["all"].clone()),
-            ("fdid --json --verify=none".into(), fdid(&["--json", "--verify", "none"]), checks["none"].clone()),
-            (format!("fdid --pid ROOT --json ({} fds)", root_truth.len()), fdid(&["--pid", &root, "--json"]), pid_check),
-            ("fdid --collector procfs --json".into(), fdid(&["--collector", "procfs", "--json"]), "tests check it".into()),
+            (
+                "raw walk (load+attach+read)".into(),
+                {
+                    let mut c = Command::new(&exe);
+                    c.arg("raw-walk");
+                    c
+                },
+                "floor".into(),
+            ),
+            (
+                "fdid --json (verify=ambiguous)".into(),
+                fdid(&["--json"]),
+                checks["ambiguous"].clone(),
+            ),
+            (
+                "fdid --json --verify=all".into(),
+                fdid(&["--json", "--verify", "all"]),
+                checks["all"].clone(),
+            ),
+            (
+                "fdid --json --verify=none".into(),
+                fdid(&["--json", "--verify", "none"]),
+                checks["none"].clone(),
+            ),
+            (
+                format!("fdid --pid ROOT --json ({} fds)", root_truth.len()),
+                fdid(&["--pid", &root, "--json"]),
+                pid_check,
+            ),
+            (
+                "fdid --collector procfs --json".into(),
+                fdid(&["--collector", "procfs", "--json"]),
+                "tests check it".into(),
+            ),
         ];
         match &lsfd {
             Some(path) => {
                 tools.push(("lsfd".into(), Command::new(path), String::new()));
-                tools.push(("lsfd -p ROOT".into(), { let mut c = Command::new(path); c.args(["-p", &root]); c }, String::new()));
+                tools.push((
+                    "lsfd -p ROOT".into(),
+                    {
+                        let mut c = Command::new(path);
+                        c.args(["-p", &root]);
+                        c
+                    },
+                    String::new(),
+                ));
             }
             None => eprintln!("lsfd not found (it is in util-linux): skipped"),
         }
         match &lsof {
             Some(path) => {
-                tools.push(("lsof -n -P".into(), { let mut c = Command::new(path); c.args(["-n", "-P"]); c }, String::new()));
-                tools.push(("lsof -n -P -p ROOT".into(), { let mut c = Command::new(path); c.args(["-n", "-P", "-p", &root]); c }, String::new()));
+                tools.push((
+                    "lsof -n -P".into(),
+                    {
+                        let mut c = Command::new(path);
+                        c.args(["-n", "-P"]);
+                        c
+                    },
+                    String::new(),
+                ));
+                tools.push((
+                    "lsof -n -P -p ROOT".into(),
+                    {
+                        let mut c = Command::new(path);
+                        c.args(["-n", "-P", "-p", &root]);
+                        c
+                    },
+                    String::new(),
+                ));
             }
             None => eprintln!("lsof not found: `apt-get install lsof` to compare with it; skipped"),
         }
@@ -312,37 +396,60 @@ fn run_bench(options: &Options) -> Result<()> {
                 }
             }
             let wall = failure.is_none().then(|| median(walls));
-            eprintln!("   {name}: {wall:?}, {} MiB {}", rss / 1024, failure.as_deref().unwrap_or(""));
-            rows.push(Row { fds: workload.fds, tool: name, wall, rss_kib: rss, note: failure.unwrap_or(note) });
+            eprintln!(
+                "   {name}: {wall:?}, {} MiB {}",
+                rss / 1024,
+                failure.as_deref().unwrap_or("")
+            );
+            rows.push(Row {
+                fds: workload.fds,
+                tool: name,
+                wall,
+                rss_kib: rss,
+                note: failure.unwrap_or(note),
+            });
         }
     }
     let report = report(&rows, options);
     std::fs::write(options.out.join("report.md"), &report)?;
     std::fs::write(options.out.join("time-vs-fds.svg"), plot(&rows))?;
     println!("{report}");
-    eprintln!("wrote {} and {}", options.out.join("report.md").display(), options.out.join("time-vs-fds.svg").display());
+    eprintln!(
+        "wrote {} and {}",
+        options.out.join("report.md").display(),
+        options.out.join("time-vs-fds.svg").display()
+    );
     Ok(())
 }
 
 fn report(rows: &[Row], options: &Options) -> String {
     let mut out = String::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let _ = writeln!(
         out,
         "fdid benchmark: kernel {}, {cpus} CPUs, median of {} runs, peak RSS = largest of the runs\n",
         kernel.trim(),
         options.runs
     );
-    let _ = writeln!(out, "| fds | tool | median wall | peak RSS | fds/s | × raw walk | grouping vs ground truth |");
+    let _ = writeln!(
+        out,
+        "| fds | tool | median wall | peak RSS | fds/s | × raw walk | grouping vs ground truth |"
+    );
     let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---|");
     for row in rows {
-        let raw = rows.iter().find(|r| r.fds == row.fds && r.tool.starts_with("raw walk")).and_then(|r| r.wall);
+        let raw = rows
+            .iter()
+            .find(|r| r.fds == row.fds && r.tool.starts_with("raw walk"))
+            .and_then(|r| r.wall);
         let (wall, rate, ratio) = match row.wall {
             Some(wall) => (
                 format!("{:.1} ms", wall.as_secs_f64() * 1e3),
                 format!("{:.2} M", row.fds as f64 / wall.as_secs_f64() / 1e6),
-                raw.map(|raw| format!("{:.2}", wall.as_secs_f64() / raw.as_secs_f64())).unwrap_or_default(),
+                raw.map(|raw| format!("{:.2}", wall.as_secs_f64() / raw.as_secs_f64()))
+                    .unwrap_or_default(),
             ),
             None => ("—".into(), "—".into(), "—".into()),
         };
@@ -367,45 +474,97 @@ fn plot(rows: &[Row]) -> String {
             tools.push(&row.tool);
         }
     }
-    let points: Vec<(f64, f64)> =
-        rows.iter().filter_map(|r| r.wall.map(|w| ((r.fds as f64).log10(), (w.as_secs_f64() * 1e3).log10()))).collect();
-    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0.floor()), b.max(p.0.ceil())));
-    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1.floor()), b.max(p.1.ceil())));
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.wall
+                .map(|w| ((r.fds as f64).log10(), (w.as_secs_f64() * 1e3).log10()))
+        })
+        .collect();
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(p.0.floor()), b.max(p.0.ceil()))
+    });
+    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(p.1.floor()), b.max(p.1.ceil()))
+    });
     let (x1, y1) = (x1.max(x0 + 1.0), y1.max(y0 + 1.0));
     let sx = |x: f64| margin + (x - x0) / (x1 - x0) * (width - 2.0 * margin - 200.0);
     let sy = |y: f64| height - margin - (y - y0) / (y1 - y0) * (height - 2.0 * margin);
-    let colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2df8a", "#fb9a99"];
+    let colors = [
+        "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+        "#1f78b4", "#b2df8a", "#fb9a99",
+    ];
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
     for decade in (x0 as i32)..=(x1 as i32) {
         let x = sx(f64::from(decade));
-        let _ = writeln!(svg, "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">10^{decade} fds</text>", sy(y0), sy(y1), sy(y0) + 18.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">10^{decade} fds</text>",
+            sy(y0),
+            sy(y1),
+            sy(y0) + 18.0
+        );
     }
     for decade in (y0 as i32)..=(y1 as i32) {
         let y = sy(f64::from(decade));
         let label = 10f64.powi(decade);
-        let _ = writeln!(svg, "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label} ms</text>", sx(x0), sx(x1), sx(x0) - 6.0, y + 4.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label} ms</text>",
+            sx(x0),
+            sx(x1),
+            sx(x0) - 6.0,
+            y + 4.0
+        );
     }
     for (k, tool) in tools.iter().enumerate() {
         let color = colors[k % colors.len()];
         let line: Vec<String> = rows
             .iter()
             .filter(|r| r.tool == *tool)
-            .filter_map(|r| r.wall.map(|w| format!("{:.1},{:.1}", sx((r.fds as f64).log10()), sy((w.as_secs_f64() * 1e3).log10()))))
+            .filter_map(|r| {
+                r.wall.map(|w| {
+                    format!(
+                        "{:.1},{:.1}",
+                        sx((r.fds as f64).log10()),
+                        sy((w.as_secs_f64() * 1e3).log10())
+                    )
+                })
+            })
             .collect();
         if line.is_empty() {
             continue;
         }
-        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>", line.join(" "));
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            line.join(" ")
+        );
         for point in &line {
             let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(svg, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{color}\"/>");
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{color}\"/>"
+            );
         }
         let ly = margin + 18.0 * k as f64;
-        let _ = writeln!(svg, "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>", width - 250.0, ly - 4.0, width - 232.0, ly, tool.replace('&', "&amp;").replace('<', "&lt;"));
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            width - 250.0,
+            ly - 4.0,
+            width - 232.0,
+            ly,
+            tool.replace('&', "&amp;").replace('<', "&lt;")
+        );
     }
-    let _ = writeln!(svg, "<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">median wall time vs open fds (log-log)</text>\n</svg>", width / 2.0);
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">median wall time vs open fds (log-log)</text>\n</svg>",
+        width / 2.0
+    );
     svg
 }
 
