@@ -5,7 +5,7 @@
 //! `include/uapi/linux/btf.h` (header, then `struct btf_type` records each followed by kind-specific data,
 //! then a string table).
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 /// Default location of the running kernel's BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -81,45 +81,35 @@ struct RawMember {
     bitfield_size: u32,
 }
 
-#[derive(Clone, Debug)]
+/// One type record: its fixed part, and where its kind-specific data starts in the type section
+/// (members and array data are decoded from there when asked for, so parsing allocates nothing per
+/// type).
+#[derive(Clone, Copy, Debug)]
 struct Type {
     kind: u32,
+    kind_flag: bool,
+    vlen: u32,
     name: u32,
     /// `size` for sized kinds, `type` for referencing kinds.
     size_or_type: u32,
-    members: Vec<RawMember>,
-    /// For arrays: element type and count.
-    array: Option<(u32, u32)>,
+    extra: u32,
 }
 
 /// Parsed BTF types (ids start at 1; index 0 is `void`).
 pub struct Btf {
     types: Vec<Type>,
-    strings: Vec<u8>,
-    structs_by_name: HashMap<String, u32>,
+    /// The whole BTF blob; the type section and the string table are ranges of it.
+    data: Vec<u8>,
+    type_section: std::ops::Range<usize>,
+    string_section: std::ops::Range<usize>,
+    /// Complete structs by name.
+    structs_by_name: rustc_hash::FxHashMap<Box<str>, u32>,
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn u32(&mut self) -> Result<u32, BtfError> {
-        let bytes = self
-            .data
-            .get(self.at..self.at + 4)
-            .ok_or(BtfError::Malformed("type section ends inside a record"))?;
-        self.at += 4;
-        Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
-    }
-    fn skip(&mut self, bytes: usize) -> Result<(), BtfError> {
-        if self.at + bytes > self.data.len() {
-            return Err(BtfError::Malformed("type section ends inside a record"));
-        }
-        self.at += bytes;
-        Ok(())
-    }
+fn word(data: &[u8], at: usize) -> Result<u32, BtfError> {
+    data.get(at..at + 4)
+        .map(|bytes| u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+        .ok_or(BtfError::Malformed("type section ends inside a record"))
 }
 
 impl Btf {
@@ -129,11 +119,16 @@ impl Btf {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&data)
+        Self::parse_owned(data)
     }
 
     /// Parses raw little-endian BTF.
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        Self::parse_owned(data.to_vec())
+    }
+
+    /// Parses raw little-endian BTF, keeping the buffer.
+    pub fn parse_owned(data: Vec<u8>) -> Result<Self, BtfError> {
         let field = |at: usize| -> Result<u32, BtfError> {
             data.get(at..at + 4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
@@ -146,90 +141,121 @@ impl Btf {
         let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
         let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
         let section = |off: usize, len: usize| {
-            data.get(hdr_len + off..hdr_len + off + len)
-                .ok_or(BtfError::Malformed("section outside the data"))
+            let range = hdr_len + off..hdr_len + off + len;
+            if range.end <= data.len() {
+                Ok(range)
+            } else {
+                Err(BtfError::Malformed("section outside the data"))
+            }
         };
-        let type_data = section(type_off, type_len)?;
-        let strings = section(str_off, str_len)?.to_vec();
+        let type_section = section(type_off, type_len)?;
+        let string_section = section(str_off, str_len)?;
+        let type_data = &data[type_section.clone()];
 
         let mut types = vec![Type {
             kind: 0,
+            kind_flag: false,
+            vlen: 0,
             name: 0,
             size_or_type: 0,
-            members: Vec::new(),
-            array: None,
+            extra: 0,
         }];
-        let mut reader = Reader {
-            data: type_data,
-            at: 0,
-        };
-        while reader.at < type_data.len() {
-            let name = reader.u32()?;
-            let info = reader.u32()?;
-            let size_or_type = reader.u32()?;
+        let mut at = 0;
+        while at < type_data.len() {
+            let name = word(type_data, at)?;
+            let info = word(type_data, at + 4)?;
+            let size_or_type = word(type_data, at + 8)?;
             let kind = (info >> 24) & 0x1f;
-            let vlen = (info & 0xffff) as usize;
-            let kind_flag = info >> 31 == 1;
-            let mut ty = Type {
+            let vlen = info & 0xffff;
+            let extra = at + 12;
+            let extra_len = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
+                _ => return Err(BtfError::Malformed("unknown type kind")),
+            };
+            if extra + extra_len > type_data.len() {
+                return Err(BtfError::Malformed("type section ends inside a record"));
+            }
+            types.push(Type {
                 kind,
+                kind_flag: info >> 31 == 1,
+                vlen,
                 name,
                 size_or_type,
-                members: Vec::new(),
-                array: None,
-            };
-            match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => reader.skip(4)?,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
-                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
-                KIND_ARRAY => {
-                    let elem = reader.u32()?;
-                    let _index = reader.u32()?;
-                    let count = reader.u32()?;
-                    ty.array = Some((elem, count));
-                }
-                KIND_STRUCT | KIND_UNION => {
-                    for _ in 0..vlen {
-                        let name = reader.u32()?;
-                        let type_id = reader.u32()?;
-                        let offset = reader.u32()?;
-                        let (bit_offset, bitfield_size) = if kind_flag {
-                            (offset & 0xff_ffff, offset >> 24)
-                        } else {
-                            (offset, 0)
-                        };
-                        ty.members.push(RawMember {
-                            name,
-                            type_id,
-                            bit_offset,
-                            bitfield_size,
-                        });
-                    }
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => reader.skip(8 * vlen)?,
-                KIND_DATASEC | KIND_ENUM64 => reader.skip(12 * vlen)?,
-                _ => return Err(BtfError::Malformed("unknown type kind")),
-            }
-            types.push(ty);
+                extra: extra as u32,
+            });
+            at = extra + extra_len;
         }
 
         let mut btf = Btf {
             types,
-            strings,
-            structs_by_name: HashMap::new(),
+            data,
+            type_section,
+            string_section,
+            structs_by_name: rustc_hash::FxHashMap::default(),
         };
+        let mut structs_by_name = rustc_hash::FxHashMap::default();
         for (id, ty) in btf.types.iter().enumerate() {
             // A struct may also appear as a forward declaration or (in split BTF) twice; keep the first
             // complete definition.
-            if ty.kind == KIND_STRUCT && !ty.members.is_empty() {
-                let name = btf.name(ty.name).to_owned();
-                btf.structs_by_name.entry(name).or_insert(id as u32);
+            if ty.kind == KIND_STRUCT && ty.vlen > 0 {
+                structs_by_name
+                    .entry(Box::from(btf.name(ty.name)))
+                    .or_insert(id as u32);
             }
         }
+        btf.structs_by_name = structs_by_name;
         Ok(btf)
     }
 
+    fn type_data(&self) -> &[u8] {
+        &self.data[self.type_section.clone()]
+    }
+
+    /// The members of a struct or union.
+    fn members(&self, ty: &Type) -> impl Iterator<Item = RawMember> + '_ {
+        let (extra, kind_flag) = (ty.extra as usize, ty.kind_flag);
+        let count = if matches!(ty.kind, KIND_STRUCT | KIND_UNION) {
+            ty.vlen as usize
+        } else {
+            0
+        };
+        (0..count).map(move |k| {
+            // In bounds: checked when the type was parsed.
+            let at = extra + 12 * k;
+            let field = |n: usize| word(self.type_data(), at + 4 * n).unwrap_or(0);
+            let offset = field(2);
+            let (bit_offset, bitfield_size) = if kind_flag {
+                (offset & 0xff_ffff, offset >> 24)
+            } else {
+                (offset, 0)
+            };
+            RawMember {
+                name: field(0),
+                type_id: field(1),
+                bit_offset,
+                bitfield_size,
+            }
+        })
+    }
+
+    /// (element type, count) of an array.
+    fn array(&self, ty: &Type) -> (u32, u32) {
+        let at = ty.extra as usize;
+        (
+            word(self.type_data(), at).unwrap_or(0),
+            word(self.type_data(), at + 8).unwrap_or(0),
+        )
+    }
+
     fn name(&self, offset: u32) -> &str {
-        let tail = self.strings.get(offset as usize..).unwrap_or_default();
+        let tail = self.data[self.string_section.clone()]
+            .get(offset as usize..)
+            .unwrap_or_default();
         let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
         std::str::from_utf8(&tail[..end]).unwrap_or("")
     }
@@ -262,7 +288,7 @@ impl Btf {
             Some(ty) => match ty.kind {
                 KIND_PTR => 8,
                 KIND_ARRAY => {
-                    let (elem, count) = ty.array.unwrap_or((0, 0));
+                    let (elem, count) = self.array(ty);
                     self.size_of(elem).saturating_mul(count)
                 }
                 KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => {
@@ -346,7 +372,7 @@ impl Btf {
         if depth > 8 {
             return Ok(None);
         }
-        for member in &ty.members {
+        for member in self.members(ty) {
             let bits = base_bits + member.bit_offset;
             let name = self.name(member.name);
             if name == wanted {
@@ -378,6 +404,8 @@ impl Btf {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// Builds little-endian BTF from (name, info, size_or_type, extra words) records.

@@ -255,12 +255,7 @@ impl Survey {
                 fdid_ebpf::kernel_dev_minor(first.dev),
             );
             let id = tree.add(make_genid(dev, first.ino, first.pos));
-            let refs = description
-                .fds
-                .iter()
-                .map(|&i| records[i].refs)
-                .max()
-                .unwrap_or(0);
+            let refs = description.refs;
             let own = if evidence.hashed {
                 own_refs.get(&first.file_hash).copied().unwrap_or(0)
             } else {

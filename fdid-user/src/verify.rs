@@ -63,6 +63,8 @@ impl CompareFiles for Kcmp {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Description {
     pub fds: Vec<usize>,
+    /// The largest reference count seen among its fds' records (0: unknown).
+    pub refs: u64,
     /// kcmp confirmed that every fd here is one description.
     pub confirmed: bool,
     /// The fd vanished before it could be compared with the others that looked the same.
@@ -112,7 +114,8 @@ pub fn identify(
     // than fds, so most fds find theirs here.
     const CACHE: usize = 4096;
     let mut cache: Vec<Option<(CandidateKey, usize)>> = vec![None; CACHE];
-    let mut candidates: Vec<Vec<usize>> = Vec::new();
+    // Each candidate: its fds and the largest reference count seen.
+    let mut candidates: Vec<(Vec<usize>, u64)> = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let hash = if evidence.hashed { r.file_hash } else { 0 };
         let key = (hash, r.dev, r.ino, fixed_flags(r.flags));
@@ -121,25 +124,28 @@ pub fn identify(
             Some((cached, slot)) if cached == key => slot,
             _ => {
                 let slot = *slots.entry(key).or_insert_with(|| {
-                    candidates.push(Vec::new());
+                    candidates.push((Vec::new(), 0));
                     candidates.len() - 1
                 });
                 cache[line] = Some((key, slot));
                 slot
             }
         };
-        candidates[slot].push(i);
+        let candidate = &mut candidates[slot];
+        candidate.0.push(i);
+        candidate.1 = candidate.1.max(r.refs);
     }
 
     let mut stats = VerifyStats::default();
     let mut descriptions = Vec::with_capacity(candidates.len());
-    for group in candidates {
-        if group.len() > 1 && needs_kcmp(records, &group, evidence, mode) {
+    for (group, refs) in candidates {
+        if group.len() > 1 && needs_kcmp(group.len(), refs, evidence, mode) {
             stats.groups_checked += 1;
             split(records, group, cmp, &mut stats, &mut descriptions);
         } else {
             descriptions.push(Description {
                 fds: group,
+                refs,
                 confirmed: false,
                 unconfirmed: false,
             });
@@ -149,17 +155,16 @@ pub fn identify(
     (descriptions, stats)
 }
 
-fn needs_kcmp(records: &[FdRecord], group: &[usize], evidence: Evidence, mode: VerifyMode) -> bool {
+/// Whether a candidate group of `holders` fds whose records show at most `max_refs` references must be
+/// confirmed with kcmp.
+fn needs_kcmp(holders: usize, max_refs: u64, evidence: Evidence, mode: VerifyMode) -> bool {
     if !evidence.hashed {
         return true;
     }
     match mode {
         VerifyMode::None => false,
         VerifyMode::All => true,
-        VerifyMode::Ambiguous => {
-            let max_refs = group.iter().map(|&i| records[i].refs).max().unwrap_or(0);
-            !evidence.full_hash || (max_refs > 0 && group.len() as u64 > max_refs)
-        }
+        VerifyMode::Ambiguous => !evidence.full_hash || (max_refs > 0 && holders as u64 > max_refs),
     }
 }
 
@@ -202,6 +207,7 @@ fn split(
                     stats.unconfirmed_fds += 1;
                     out.push(Description {
                         fds: vec![fd],
+                        refs: records[fd].refs,
                         confirmed: false,
                         unconfirmed: true,
                     });
@@ -210,8 +216,11 @@ fn split(
                     if classes[k].len() == 1 {
                         // Never compared with anything while it lived: unconfirmed.
                         stats.unconfirmed_fds += 1;
+                        let fds = classes.remove(k);
+                        let refs = records[fds[0]].refs;
                         out.push(Description {
-                            fds: classes.remove(k),
+                            fds,
+                            refs,
                             confirmed: false,
                             unconfirmed: true,
                         });
@@ -231,8 +240,10 @@ fn split(
     for mut fds in classes {
         fds.sort_unstable();
         let confirmed = fds.len() > 1;
+        let refs = fds.iter().map(|&i| records[i].refs).max().unwrap_or(0);
         out.push(Description {
             fds,
+            refs,
             confirmed,
             unconfirmed: false,
         });
