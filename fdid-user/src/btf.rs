@@ -12,11 +12,8 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read BTF from {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read BTF from {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("malformed BTF: {0}")]
     Malformed(&'static str),
     #[error("BTF has no struct `{0}`")]
@@ -115,9 +112,9 @@ fn word(data: &[u8], at: usize) -> Result<u32, BtfError> {
 impl Btf {
     /// Reads and parses BTF from a file such as [`VMLINUX_BTF`].
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+        let data = std::fs::read(path).map_err(|error| BtfError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::parse_owned(data)
     }

@@ -5,7 +5,7 @@ use std::{
     process::ExitCode,
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fdid::{
     Scope, Survey, SurveyOptions, VerifyMode,
@@ -70,9 +70,12 @@ struct SurveyArgs {
     /// Which fds to confirm with kcmp(KCMP_FILE).
     #[arg(long, value_enum, default_value_t = VerifyArg::Ambiguous)]
     verify: VerifyArg,
-    /// Where the records come from.
-    #[arg(long, value_enum, default_value_t = CollectorArg::Bpf)]
+    /// Where the records come from (auto: BPF, or procfs with a warning when BPF cannot be used).
+    #[arg(long, value_enum, default_value_t = CollectorArg::Auto)]
     collector: CollectorArg,
+    /// The kernel BTF to find struct offsets in.
+    #[arg(long, value_name = "PATH", default_value = fdid::btf::VMLINUX_BTF)]
+    btf: std::path::PathBuf,
     /// Show debug messages, including the BPF program's own log.
     #[arg(short, long)]
     verbose: bool,
@@ -93,7 +96,9 @@ enum VerifyArg {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CollectorArg {
-    /// The BPF task_file iterator.
+    /// BPF, falling back to procfs (with a warning) when BPF cannot be used.
+    Auto,
+    /// The BPF task_file iterator only: an error when it cannot be used.
     Bpf,
     /// /proc/PID/fd and fdinfo (slow; groups with kcmp).
     Procfs,
@@ -113,16 +118,17 @@ impl SurveyArgs {
             VerifyArg::None => VerifyMode::None,
         };
         options.collector = match self.collector {
+            CollectorArg::Auto => CollectorKind::Auto,
             CollectorArg::Bpf => CollectorKind::Bpf,
             CollectorArg::Procfs => CollectorKind::Procfs,
         };
         options.bpf = BpfOptions {
             forward_logs: self.verbose,
+            btf_path: self.btf.clone(),
             hash_mask: match self.hash_bits {
                 Some(bits) if bits < 64 => (1u64 << bits) - 1,
                 _ => u64::MAX,
             },
-            ..BpfOptions::default()
         };
         options.outside = outside;
         options
@@ -192,6 +198,26 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// One line on stderr when the BPF collector could not be used and procfs stood in, and one when
+/// processes could not be read.
+fn warn_about_fallback(survey: &Survey) {
+    if let Some(reason) = &survey.stats.fallback {
+        eprintln!(
+            "fdid: warning: {reason}; using the procfs collector instead (slower; `--collector bpf` makes this an error)"
+        );
+    }
+    let unreadable = &survey.stats.unreadable;
+    if !unreadable.is_empty() {
+        let shown: Vec<String> = unreadable.iter().take(5).map(u32::to_string).collect();
+        let more = if unreadable.len() > 5 { ", …" } else { "" };
+        eprintln!(
+            "fdid: warning: permission denied reading the fds of {} process(es) ({}{more}): they are missing",
+            unreadable.len(),
+            shown.join(", ")
+        );
+    }
+}
+
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         None => {
@@ -199,8 +225,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 OutsideHolders::Never
             } else {
                 OutsideHolders::WhenReferenced
-            }))
-            .context("survey")?;
+            }))?;
+            warn_about_fallback(&survey);
             let written = std::time::Instant::now();
             let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             if cli.json {
@@ -225,7 +251,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             if args.pids.is_empty() {
                 anyhow::bail!("check needs --pid: which processes to check");
             }
-            let survey = Survey::run(&args.options(OutsideHolders::Always)).context("survey")?;
+            let survey = Survey::run(&args.options(OutsideHolders::Always))?;
+            warn_about_fallback(&survey);
             let mut scope = survey.processes_in_scope();
             scope.extend(args.pids.iter().copied());
             let policy = CheckPolicy {

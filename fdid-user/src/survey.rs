@@ -65,7 +65,10 @@ impl Scope {
 /// Where the records come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CollectorKind {
+    /// BPF, or procfs when BPF cannot be used here (the reason is in [`SurveyStats::fallback`]).
     #[default]
+    Auto,
+    /// BPF only: failing to load it is an error.
     Bpf,
     Procfs,
 }
@@ -116,7 +119,7 @@ pub enum SurveyError {
     #[error(transparent)]
     Bpf(#[from] collect::bpf::BpfError),
     #[error("procfs: {0}")]
-    Procfs(#[from] std::io::Error),
+    Procfs(std::io::Error),
 }
 
 /// One fd of the survey.
@@ -155,7 +158,7 @@ pub struct SharedTable {
 }
 
 /// Counts and costs of a survey.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SurveyStats {
     pub source: Source,
     /// The kernel walked only the scope's processes (BPF pid filter).
@@ -163,6 +166,10 @@ pub struct SurveyStats {
     /// Every process was walked, so every holder and `hidden_refs` are known.
     pub whole_system: bool,
     pub verify: VerifyStats,
+    /// Why the BPF collector could not be used, when `CollectorKind::Auto` fell back to procfs.
+    pub fallback: Option<String>,
+    /// Processes whose fds could not be read (procfs without the privileges to look at them).
+    pub unreadable: Vec<u32>,
     /// Time collecting (all walks).
     pub collect_time: Duration,
     /// Time for the whole survey.
@@ -193,7 +200,7 @@ impl Survey {
     pub fn run(options: &SurveyOptions) -> Result<Self, SurveyError> {
         let started = Instant::now();
         let scope = resolve_scope(&options.scope)?;
-        let mut collector = Collector::new(options)?;
+        let (mut collector, fallback) = Collector::new(options)?;
         let (mut collection, mut own_refs) = match &scope {
             None => collector.collect(&Target::All)?,
             Some(pids) => collector.collect(&Target::Pids(pids.iter().copied().collect()))?,
@@ -293,6 +300,8 @@ impl Survey {
                 kernel_filtered: collection.kernel_filtered,
                 whole_system,
                 verify: verify_stats,
+                fallback,
+                unreadable: collection.unreadable,
                 collect_time,
                 elapsed: started.elapsed(),
             },
@@ -444,15 +453,19 @@ enum Collector {
 }
 
 impl Collector {
-    fn new(options: &SurveyOptions) -> Result<Self, SurveyError> {
+    /// The collector to use, and why BPF was not used when `Auto` fell back to procfs.
+    fn new(options: &SurveyOptions) -> Result<(Self, Option<String>), SurveyError> {
+        // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
+        // link's pid filter walk everything and the scope is filtered in userspace.
+        let load =
+            || collect::bpf::BpfCollector::load(&options.bpf, None).map(|c| Self::Bpf(Box::new(c)));
         Ok(match options.collector {
-            // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
-            // link's pid filter walk everything and the scope is filtered in userspace.
-            CollectorKind::Bpf => Self::Bpf(Box::new(collect::bpf::BpfCollector::load(
-                &options.bpf,
-                None,
-            )?)),
-            CollectorKind::Procfs => Self::Procfs,
+            CollectorKind::Bpf => (load()?, None),
+            CollectorKind::Procfs => (Self::Procfs, None),
+            CollectorKind::Auto => match load() {
+                Ok(collector) => (collector, None),
+                Err(error) => (Self::Procfs, Some(error.to_string())),
+            },
         })
     }
 
@@ -462,7 +475,7 @@ impl Collector {
     fn collect(&mut self, target: &Target) -> Result<(Collection, HashMap<u64, u64>), SurveyError> {
         let mut collection = match self {
             Self::Bpf(collector) => collector.collect(target)?,
-            Self::Procfs => collect::procfs::collect(target)?,
+            Self::Procfs => collect::procfs::collect(target).map_err(SurveyError::Procfs)?,
         };
         let me = std::process::id();
         let mut own_refs: HashMap<u64, u64> = HashMap::new();

@@ -28,8 +28,8 @@ fn the_benchmark_runs_at_its_smallest_size_and_matches_the_ground_truth() {
         .collect();
     assert_eq!(
         rows.len(),
-        5,
-        "four fdid survey rows and the procfs row:\n{report}"
+        6,
+        "five fdid survey rows and the procfs row:\n{report}"
     );
     for row in rows.iter().filter(|r| !r.contains("procfs")) {
         assert!(

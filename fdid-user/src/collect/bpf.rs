@@ -23,26 +23,30 @@ static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("FDID_BPF_OBJECT_PAT
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
-    #[error("kernel BTF: {0}")]
+    // Messages carry their causes inline (no error sources), so a report prints each cause once.
+    #[error(transparent)]
     Btf(#[from] btf::BtfError),
-    #[error("kernel BTF: {0}")]
+    #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error("this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)")]
     NoTaskFileIterator,
     #[error("cannot load the BPF object: {0}")]
-    Object(#[source] aya::EbpfError),
+    Object(String),
     #[error("the BPF object has no program `{PROGRAM_NAME}`")]
     MissingProgram,
     #[error("the kernel refused the BPF program: {0}")]
-    Load(#[source] aya::programs::ProgramError),
-    #[error("{call} failed: {source}")]
+    Load(String),
+    #[error("the verifier refused the BPF program ({0}); `-v` shows its log")]
+    Verifier(std::io::Error),
+    #[error("permission denied loading BPF: fdid needs root (CAP_BPF and CAP_PERFMON)")]
+    PermissionDenied,
+    #[error("{call} failed: {error}")]
     Syscall {
         call: &'static str,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("reading the iterator: {0}")]
-    Read(#[source] std::io::Error),
+    Read(std::io::Error),
     #[error("the program was loaded to filter on process {0}; it cannot walk every process")]
     FilteredProgram(u32),
     #[error("no random key: {0}")]
@@ -115,12 +119,18 @@ impl BpfCollector {
         });
         // aya needs its own view of the kernel BTF (attach point, relocations): parse it once for both.
         let kernel_btf = AyaBtf::parse_file(&options.btf_path, aya::Endianness::default())
-            .map_err(|error| BpfError::Object(error.into()))?;
+            .map_err(|error| BpfError::Object(one_line(&aya::EbpfError::from(error))))?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
             .override_global(CONFIG_GLOBAL, &config, true)
             .load(BPF_OBJECT)
-            .map_err(BpfError::Object)?;
+            .map_err(|error| {
+                if permission_denied(&error) {
+                    BpfError::PermissionDenied
+                } else {
+                    BpfError::Object(one_line(&error))
+                }
+            })?;
         let logger = if options.forward_logs {
             match aya_log::EbpfLogger::init(&mut ebpf) {
                 Ok(logger) => Some(logger),
@@ -184,6 +194,7 @@ impl BpfCollector {
             records,
             source: Source::Bpf,
             kernel_filtered,
+            unreadable: Vec::new(),
             elapsed: started.elapsed(),
         })
     }
@@ -223,8 +234,11 @@ fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
-        .map_err(BpfError::Load)?;
-    Ok(program.fd().map_err(BpfError::Load)?.as_fd())
+        .map_err(|error| BpfError::Load(one_line(&error)))?;
+    Ok(program
+        .fd()
+        .map_err(|error| BpfError::Load(one_line(&error)))?
+        .as_fd())
 }
 
 fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
@@ -232,7 +246,7 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
-        .map_err(BpfError::Load)?;
+        .map_err(|error| BpfError::Load(one_line(&error)))?;
     // The verifier gives up with EAGAIN when a signal is pending for the loading thread (it checks
     // between instructions); like libbpf, try again a few times.
     let mut attempts = 5;
@@ -244,7 +258,17 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
                 attempts -= 1;
                 log::debug!("BPF_PROG_LOAD interrupted (EAGAIN), retrying");
             }
-            result => return result.map_err(BpfError::Load),
+            Err(aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            }) => {
+                if matches!(io_error.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+                    return Err(BpfError::PermissionDenied);
+                }
+                log::debug!("verifier log:\n{verifier_log}");
+                return Err(BpfError::Verifier(io_error));
+            }
+            result => return result.map_err(|error| BpfError::Load(one_line(&error))),
         }
     }
 }
@@ -263,15 +287,44 @@ fn read_iterator(
 
 /// Attaches the program (with the kernel's pid filter for `pid`) and opens an iterator instance on it.
 fn open_iterator(program: BorrowedFd<'_>, pid: Option<u32>) -> Result<File, BpfError> {
-    let link = sys::iter_link_create(program, pid).map_err(|source| BpfError::Syscall {
+    let link = sys::iter_link_create(program, pid).map_err(|error| BpfError::Syscall {
         call: "BPF_LINK_CREATE (iter/task_file)",
-        source,
+        error,
     })?;
-    let iterator = sys::iter_create(link.as_fd()).map_err(|source| BpfError::Syscall {
+    let iterator = sys::iter_create(link.as_fd()).map_err(|error| BpfError::Syscall {
         call: "BPF_ITER_CREATE",
-        source,
+        error,
     })?;
     Ok(File::from(iterator))
+}
+
+/// An error of aya's and its deepest cause on one line ("map error: Operation not permitted (os error
+/// 1)"): aya's messages repeat their causes at every level.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
+    }
+    let (top, root) = (error.to_string(), deepest.to_string());
+    if top.contains(&root) {
+        top
+    } else {
+        format!("{top}: {root}")
+    }
+}
+
+/// Whether an error (or one of its causes) is EPERM/EACCES from the kernel.
+fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn random_key() -> Result<[u64; 2], BpfError> {

@@ -32,6 +32,8 @@ pub struct Collection {
     pub source: Source,
     /// True when the kernel itself walked only the target processes (BPF iterator pid filter).
     pub kernel_filtered: bool,
+    /// Processes whose fds could not be read (procfs without the privileges to look at them).
+    pub unreadable: Vec<u32>,
     /// Time spent walking and decoding.
     pub elapsed: Duration,
 }

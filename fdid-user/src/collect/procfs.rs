@@ -16,13 +16,19 @@ pub fn collect(target: &Target) -> std::io::Result<Collection> {
         Target::All => all_pids()?,
     };
     let mut records = Vec::new();
+    let mut unreadable = Vec::new();
     for pid in pids {
-        collect_process(pid, &mut records);
+        if let Err(error) = collect_process(pid, &mut records)
+            && error.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            unreadable.push(pid);
+        }
     }
     Ok(Collection {
         records,
         source: Source::Procfs,
         kernel_filtered: false,
+        unreadable,
         elapsed: started.elapsed(),
     })
 }
@@ -36,26 +42,53 @@ pub fn all_pids() -> std::io::Result<Vec<u32>> {
     Ok(pids)
 }
 
-fn collect_process(pid: u32, records: &mut Vec<FdRecord>) {
+/// Reads one process's fds; a process that is gone is not an error (its fds are simply absent).
+fn collect_process(pid: u32, records: &mut Vec<FdRecord>) -> std::io::Result<()> {
     let dir = Path::new("/proc").join(pid.to_string());
-    let Ok(entries) = fs::read_dir(dir.join("fd")) else {
-        return;
+    let entries = match fs::read_dir(dir.join("fd")) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
     };
     let mut fds: Vec<u32> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
     for fd in fds {
-        if let Some(record) = read_fd(&dir, pid, fd) {
-            records.push(record);
+        match read_fd(&dir, pid, fd) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            // Listing a process's fds is allowed more often than looking at them.
+            Err(error) => return Err(error),
         }
+    }
+    Ok(())
+}
+
+/// A failure to read something of a live process is an error only when it is for lack of permission;
+/// anything else means the fd or its process is gone.
+fn gone_is_none<T>(result: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => Err(error),
+        Err(_) => Ok(None),
     }
 }
 
-fn read_fd(dir: &Path, pid: u32, fd: u32) -> Option<FdRecord> {
+/// One fd's record; `None` when it (or its process) is gone, or its fdinfo is not as expected.
+fn read_fd(dir: &Path, pid: u32, fd: u32) -> std::io::Result<Option<FdRecord>> {
     // stat() follows the magic link to the open file's inode (sockets and pipes included).
-    let meta = fs::metadata(dir.join("fd").join(fd.to_string())).ok()?;
-    let fdinfo = fs::read_to_string(dir.join("fdinfo").join(fd.to_string())).ok()?;
+    let Some(meta) = gone_is_none(fs::metadata(dir.join("fd").join(fd.to_string())))? else {
+        return Ok(None);
+    };
+    let Some(fdinfo) = gone_is_none(fs::read_to_string(dir.join("fdinfo").join(fd.to_string())))?
+    else {
+        return Ok(None);
+    };
+    Ok(record_from(pid, fd, &meta, &fdinfo))
+}
+
+fn record_from(pid: u32, fd: u32, meta: &fs::Metadata, fdinfo: &str) -> Option<FdRecord> {
     let field = |name: &str| {
         fdinfo
             .lines()

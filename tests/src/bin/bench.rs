@@ -333,6 +333,11 @@ fn run_bench(options: &Options) -> Result<()> {
             (
                 format!("fdid --pid ROOT --json ({} fds)", root_truth.len()),
                 fdid(&["--pid", &root, "--json"]),
+                pid_check.clone(),
+            ),
+            (
+                "fdid --pid ROOT --scope-only --json".into(),
+                fdid(&["--pid", &root, "--scope-only", "--json"]),
                 pid_check,
             ),
             (
