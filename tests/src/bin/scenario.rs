@@ -25,6 +25,7 @@
 //! - `clone-files`: a child made by clone(CLONE_FILES) without CLONE_THREAD, sharing the fd table;
 //!   `file` opened by the parent after the clone is in both.
 //! - `writer`: a parent and a forked child share `file`; the child keeps appending, so the offset moves.
+//! - `churn N`: see `churn`.
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 
 use std::{
@@ -467,6 +468,71 @@ fn mmap(facts: &mut Facts) {
     facts.add("file", file);
 }
 
+/// `churn N`: N workers that keep opening, duplicating, closing, forking short-lived children and
+/// passing their own file to themselves over SCM_RIGHTS, around three fds that never change: the
+/// parent's `shared` file (inherited by every worker at the same fd number), each worker's `own` file,
+/// and the socketpair it passes it over.
+fn churn(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
+    let path = scratch_file("churn");
+    let shared = open(&path, libc::O_RDONLY);
+    facts.add("shared", shared);
+    let report = pipe();
+    let parent = std::process::id() as libc::pid_t;
+    let mut pids = Vec::new();
+    for i in 0..workers {
+        let pid = fork();
+        if pid == 0 {
+            let own = open(&path, libc::O_RDONLY);
+            let mut pair = [0; 2];
+            // SAFETY: socketpair writes two fds into the local array.
+            check(
+                unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }
+                    .into(),
+                "socketpair",
+            );
+            // SAFETY: getpid has no preconditions.
+            write_i32(report[1], unsafe { libc::getpid() });
+            write_i32(report[1], own);
+            let mut received: Vec<RawFd> = Vec::new();
+            let mut round = 0u64;
+            child_forever(parent, || {
+                round += 1;
+                // SAFETY: plain syscalls on fds this worker owns; the child only calls _exit.
+                unsafe {
+                    let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                    let dup = libc::fcntl(fd, libc::F_DUPFD, 100);
+                    libc::close(fd);
+                    libc::close(dup);
+                    if round.is_multiple_of(4) && send_fd(pair[0], own).is_ok() {
+                        if let Ok(copy) = receive_fd(pair[1]) {
+                            received.push(copy);
+                        }
+                        if received.len() > 3 {
+                            libc::close(received.remove(0));
+                        }
+                    }
+                    if round.is_multiple_of(16) {
+                        let child = libc::fork();
+                        if child == 0 {
+                            libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                            libc::_exit(0);
+                        }
+                        while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+                    }
+                    libc::usleep(2000);
+                }
+            });
+        }
+        pids.push(pid);
+        let worker = read_i32(report[0]);
+        let own = read_i32(report[0]);
+        facts.add(&format!("worker{i}"), worker);
+        facts.add(&format!("worker{i}_own"), own);
+    }
+    unlink(&path);
+    pids
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut facts = Facts(Vec::new());
@@ -493,6 +559,7 @@ fn main() {
             Vec::new()
         }
         Some("pidfd") => pidfd(&mut facts),
+        Some("churn") => churn(&mut facts, count(100)),
         Some("threads") => {
             threads(&mut facts, count(3));
             Vec::new()
@@ -505,7 +572,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
             );
             std::process::exit(2);
         }

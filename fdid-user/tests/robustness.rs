@@ -1,0 +1,283 @@
+//! A tool root runs on production machines: bad input, missing privileges or kernel features, closed
+//! pipes, and no kernel address in anything it prints.
+
+use std::{
+    os::fd::FromRawFd,
+    process::{Command, Output, Stdio},
+};
+
+const FDID: &str = env!("CARGO_BIN_EXE_fdid");
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn fdid(args: &[&str]) -> Output {
+    Command::new(FDID).args(args).output().expect("run fdid")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs fdid with no capabilities at all (uid 0 stays, CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN go).
+fn fdid_without_capabilities(args: &[&str]) -> Option<Output> {
+    let output = Command::new("setpriv")
+        .args([
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            FDID,
+        ])
+        .args(args)
+        .output();
+    match output {
+        Ok(output) => Some(output),
+        Err(error) => {
+            assert!(!in_ci(), "setpriv (util-linux) is needed: {error}");
+            eprintln!("SKIPPED: no setpriv: {error}");
+            None
+        }
+    }
+}
+
+#[test]
+fn without_privileges_fdid_says_why_and_falls_back_to_procfs() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to drop capabilities from");
+        return;
+    }
+    let Some(output) = fdid_without_capabilities(&["--pid", "1"]) else {
+        return;
+    };
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("fdid: warning:"))
+        .collect();
+    assert!(
+        warnings[0].contains("permission denied loading BPF") && warnings[0].contains("procfs"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("procfs"),
+        "the summary names the collector"
+    );
+
+    let Some(strict) = fdid_without_capabilities(&["--pid", "1", "--collector", "bpf"]) else {
+        return;
+    };
+    let stderr = stderr_of(&strict);
+    assert_eq!(strict.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "fdid: error: permission denied loading BPF: fdid needs root (CAP_BPF and CAP_PERFMON)"
+    );
+}
+
+#[test]
+fn without_privileges_procfs_still_groups_what_it_may_read() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to drop capabilities from");
+        return;
+    }
+    // The shell and its child run without capabilities too, so fdid may read them.
+    let script = format!("exec 3</dev/null 4<&3; sleep 30 & {FDID} --pid $!; kill $!");
+    let Ok(output) = Command::new("setpriv")
+        .args([
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+    else {
+        assert!(!in_ci(), "setpriv (util-linux) is needed");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stdout.contains("held by sleep(") && stdout.contains("):3 sleep("),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().last().unwrap_or_default().contains("procfs"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_or_fake_btf_falls_back_or_fails_with_one_line() {
+    let output = fdid(&["--btf", "/nonexistent/vmlinux", "--pid", "1"]);
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("fdid: warning: cannot read BTF from /nonexistent/vmlinux"),
+        "{stderr}"
+    );
+
+    let output = fdid(&[
+        "--btf",
+        "/nonexistent/vmlinux",
+        "--collector",
+        "bpf",
+        "--pid",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&output).trim(),
+        "fdid: error: cannot read BTF from /nonexistent/vmlinux: No such file or directory (os error 2)"
+    );
+
+    let fake = std::env::temp_dir().join(format!("fdid-fake-btf-{}", std::process::id()));
+    std::fs::write(&fake, b"this is not BTF at all, just some bytes").unwrap();
+    let output = fdid(&[
+        "--btf",
+        fake.to_str().unwrap(),
+        "--collector",
+        "bpf",
+        "--pid",
+        "1",
+    ]);
+    let _ = std::fs::remove_file(&fake);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&output).trim(),
+        "fdid: error: malformed BTF: bad magic (not little-endian BTF?)"
+    );
+}
+
+#[test]
+fn a_thread_id_is_named_as_a_thread_of_its_process() {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        sender.send(unsafe { libc::gettid() }).unwrap();
+        let _ = stopped.recv();
+    });
+    let tid = receiver.recv().unwrap();
+    let output = fdid(&["--pid", &tid.to_string()]);
+    drop(stop);
+    thread.join().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let expected = format!(
+        "fdid: error: {tid} is a thread of process {0}, not a process: use --pid {0}",
+        std::process::id()
+    );
+    assert_eq!(stderr_of(&output).trim(), expected);
+}
+
+#[test]
+fn output_to_a_closed_pipe_exits_quietly() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both fds were just created and are owned here.
+    let (read_end, write_end) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read_end);
+    let output = Command::new(FDID)
+        .args(["--json", "--all"])
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run fdid");
+    let stderr = stderr_of(&output);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
+
+/// Any 64-bit value in the x86_64 kernel half (0xffff8…) printed as hex or decimal.
+fn kernel_addresses(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for word in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let hex = word.strip_prefix("0x").unwrap_or(word);
+        let as_hex = (hex.len() == 16)
+            .then(|| u64::from_str_radix(hex, 16).ok())
+            .flatten();
+        let as_decimal = word.parse::<u64>().ok();
+        for value in [as_hex, as_decimal].into_iter().flatten() {
+            if value >= 0xffff_8000_0000_0000 {
+                found.push(word.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_output_or_log_holds_a_kernel_address() {
+    // The detector itself: a pointer in hex and one in decimal, next to ordinary numbers.
+    assert_eq!(
+        kernel_addresses("file at 0xffff888003a1c2c0, or 18446612682087579328; fd 3, ino 10010625"),
+        ["0xffff888003a1c2c0", "18446612682087579328"]
+    );
+    let reports: Vec<Output> = [
+        &["-v", "--all"][..],
+        &["--json"][..],
+        &["--dot"][..],
+        &["-v", "--pid", "1", "--json"][..],
+    ]
+    .iter()
+    .map(|args| fdid(args))
+    .collect();
+    if !reports[0].status.success() && !in_ci() && !is_root() {
+        eprintln!("SKIPPED: needs root for BPF");
+        return;
+    }
+    for output in &reports {
+        assert!(output.status.success(), "{}", stderr_of(output));
+        // The JSON ids are genid << 32 | subid: a genid can have its top bits set, so ids are checked
+        // for their shape (a small subid) rather than excluded.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let ids: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&output.stdout) {
+            Ok(json) => json["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_u64().unwrap())
+                .inspect(|id| {
+                    assert!(
+                        id & 0xffff_ffff <= 1 << 24,
+                        "id {id:#x} has the shape of a pointer"
+                    )
+                })
+                .map(|id| id.to_string())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let suspicious: Vec<String> = kernel_addresses(&stdout)
+            .into_iter()
+            .filter(|word| !ids.contains(word))
+            .collect();
+        assert!(
+            suspicious.is_empty(),
+            "kernel-looking values in the output: {suspicious:?}"
+        );
+        let logs = kernel_addresses(&stderr_of(output));
+        assert!(
+            logs.is_empty(),
+            "kernel-looking values in the logs: {logs:?}"
+        );
+    }
+}
