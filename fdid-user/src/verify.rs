@@ -302,6 +302,44 @@ fn place_linearly(
     Placement::New(classes.len())
 }
 
+/// Checks that `descriptions` is a valid result of [`identify`] over `records`: every record in exactly
+/// one description, descriptions ordered by their first fd, fds in record order, everything certainly
+/// different kept apart, unconfirmed descriptions single. For tests and fuzzing.
+pub fn check_partition(records: &[FdRecord], descriptions: &[Description]) -> Result<(), String> {
+    let mut seen = vec![false; records.len()];
+    let mut previous_first = None;
+    for (k, description) in descriptions.iter().enumerate() {
+        let Some(&first) = description.fds.first() else {
+            return Err(format!("description {k} is empty"));
+        };
+        if previous_first.is_some_and(|previous| previous >= first) {
+            return Err(format!("description {k} is out of order"));
+        }
+        previous_first = Some(first);
+        if description.unconfirmed && description.fds.len() != 1 {
+            return Err(format!("unconfirmed description {k} has {} fds", description.fds.len()));
+        }
+        if !description.fds.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(format!("description {k}: fds not in record order"));
+        }
+        let key = |i: usize| (records[i].dev, records[i].ino, fixed_flags(records[i].flags));
+        for &i in &description.fds {
+            match seen.get_mut(i) {
+                None => return Err(format!("description {k} names record {i} of {}", records.len())),
+                Some(true) => return Err(format!("record {i} is in two descriptions")),
+                Some(slot) => *slot = true,
+            }
+            if key(i) != key(first) {
+                return Err(format!("description {k} mixes inodes or access modes"));
+            }
+        }
+    }
+    match seen.iter().position(|&s| !s) {
+        Some(i) => Err(format!("record {i} is in no description")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -479,6 +517,72 @@ mod tests {
             "{} kcmp calls",
             stats.kcmp_calls
         );
+    }
+
+    /// A short, deterministic fuzz smoke (the cargo-fuzz target `identify` runs the same checks for as
+    /// long as one likes): random records from small domains, so that hashes, inodes and fds collide,
+    /// with some fds gone, through every mode.
+    #[test]
+    fn random_records_always_partition_consistently() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for round in 0..3000 {
+            let n = 1 + next(40) as usize;
+            // Each (pid, fd) once, as in a real walk.
+            let records: Vec<FdRecord> = (0..n)
+                .map(|i| FdRecord {
+                    tgid: 1 + next(4) as u32,
+                    tid: 0,
+                    fd: i as u32,
+                    dev: next(2) as u32,
+                    ino: next(3),
+                    flags: next(3) as u32,
+                    refs: next(5),
+                    file_hash: next(4),
+                    ..FdRecord::default()
+                })
+                .map(|mut r| {
+                    r.tid = r.tgid;
+                    r
+                })
+                .collect();
+            // The kernel's truth: a description per (hash, dev, ino, flags, pid % 2); pid 4 is gone.
+            let truth = records
+                .iter()
+                .filter(|r| r.tgid != 4)
+                .map(|r| ((r.tgid, r.fd), (r.file_hash * 1000 + u64::from(r.dev) * 100 + r.ino * 10 + u64::from(r.flags)) as u32 * 2 + r.tgid % 2))
+                .collect();
+            let truth: HashMap<(u32, u32), u32> = truth;
+            let mut kernel = FakeKernel { truth: truth.clone(), calls: 0 };
+            let evidence = Evidence { hashed: next(2) == 0, full_hash: next(2) == 0 };
+            let mode = [VerifyMode::None, VerifyMode::Ambiguous, VerifyMode::All][next(3) as usize];
+            let (found, stats) = identify(&records, evidence, mode, &mut kernel);
+            if let Err(problem) = check_partition(&records, &found) {
+                panic!("round {round}: {problem}\n{records:?}\n{found:?}");
+            }
+            // Whatever kcmp confirmed agrees with the kernel's truth, and what it split is different.
+            if !evidence.hashed || mode == VerifyMode::All {
+                let mut description_of_truth = HashMap::new();
+                for (k, description) in found.iter().enumerate().filter(|(_, d)| !d.unconfirmed) {
+                    for &i in &description.fds {
+                        let Some(&key) = truth.get(&(records[i].tgid, records[i].fd)) else {
+                            // Gone all along: it may stand alone (nothing to compare it with), never
+                            // be merged.
+                            assert_eq!(description.fds.len(), 1, "round {round}: a vanished fd was merged");
+                            continue;
+                        };
+                        let owner = *description_of_truth.entry(key).or_insert(k);
+                        assert_eq!(owner, k, "round {round}: one description split in two, or two merged");
+                    }
+                }
+            }
+            assert_eq!(stats.kcmp_calls, kernel.calls, "round {round}: every kcmp call is counted");
+        }
     }
 
     #[test]

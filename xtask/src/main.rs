@@ -41,6 +41,15 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Fuzz a target with cargo-fuzz (installed into target/xtask-tools when missing): `decode` (the
+    /// record-stream decoder) or `identify` (identification and ids on arbitrary records).
+    Fuzz {
+        #[arg(default_value = "decode")]
+        target: String,
+        /// How long to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Build the BPF object, then run every test of the workspace (they load the program for real).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter after `--`).
@@ -104,6 +113,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .args(args)
                 .status()
                 .context("running fdid-bench")?;
+            return Ok(exit_code(status));
+        }
+        Cmd::Fuzz { target, seconds } => {
+            let object = build_ebpf(&ws)?;
+            let tools_bin = setup::ensure_cargo_fuzz(&ws)?;
+            let path = std::env::join_paths(
+                std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+            )?;
+            let status = Command::new("cargo")
+                .current_dir(ws.root.join("fdid-user"))
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("RUSTC")
+                .env_remove("CARGO")
+                .env("PATH", path)
+                .env(OBJECT_ENV, &object)
+                .args(["+nightly", "fuzz", "run", &target, "--", &format!("-max_total_time={seconds}")])
+                .status()
+                .context("running cargo fuzz")?;
             return Ok(exit_code(status));
         }
         Cmd::Test { args } => {

@@ -177,3 +177,24 @@ fn linker_version(bpf_linker: &Path, llvm_lib_dir: &Path) -> Option<String> {
     // "bpf-linker 0.13.0"
     text.split_whitespace().nth(1).map(str::to_owned)
 }
+
+/// cargo-fuzz, installed into `<tools>/bin` when missing; returns that directory.
+pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
+    let bin = ws.tools.join("bin");
+    if bin.join("cargo-fuzz").is_file() {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing cargo-fuzz into {} (a minute or two, once)", ws.tools.display());
+    let status = Command::new("cargo")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .args(["install", "cargo-fuzz", "--root"])
+        .arg(&ws.tools)
+        .status()
+        .context("running cargo install cargo-fuzz")?;
+    if !status.success() {
+        bail!("cargo install cargo-fuzz failed ({status})");
+    }
+    Ok(bin)
+}
