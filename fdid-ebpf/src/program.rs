@@ -14,9 +14,7 @@ use core::{
     ptr::{addr_of, read_volatile},
 };
 
-use aya_ebpf::helpers::generated::{
-    bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_seq_write,
-};
+use aya_ebpf::helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel, bpf_seq_write};
 use aya_log_ebpf::warn;
 use fdid_ebpf::{FdRecord, IterConfig, siphash::siphash24_u64};
 
@@ -172,31 +170,38 @@ fn task_facts(
     Some((tgid, tid, u32::from(level), files_hash))
 }
 
+/// Copies a 32-bit kernel value.
+#[inline(always)]
+fn read_u32(address: *const c_void) -> Option<u32> {
+    let mut value: u32 = 0;
+    // SAFETY: bpf_probe_read_kernel checks the source address itself; the destination is our own u32.
+    let rc = unsafe { bpf_probe_read_kernel((&raw mut value).cast(), 4, address) };
+    (rc == 0).then_some(value)
+}
+
 /// The task's (process id, thread id, namespace depth) as seen from the pid namespace of the process reading the
 /// iterator — the numbers a user of that namespace knows — rather than the initial namespace's
 /// `task->tgid`/`task->pid`.
 #[inline(always)]
 fn task_ids(task: *const u8) -> (u32, u32, u16) {
     let (thread_pid, level_offset) = (config!(offsets.task_thread_pid), config!(offsets.pid_level));
-    // SAFETY: bpf_get_current_task_btf returns the (trusted, non-null) current task; `task` is the
-    // context's typed pointer; offsets come from the frozen config.
-    let level: u32 = unsafe {
-        let current = bpf_get_current_task_btf() as *const u8;
-        let current_pid: *const u8 = load(current, thread_pid);
-        if current_pid.is_null() {
-            0
-        } else {
-            load(current_pid, level_offset)
-        }
-    };
+    // The reader's namespace depth, `current->thread_pid->level`. bpf_get_current_task (unlike its
+    // `_btf` twin, 5.11+) exists on every kernel with task iterators; it gives the pointer as a number,
+    // so both hops are bpf_probe_read_kernel. Once per task, thanks to the task cache.
+    // SAFETY: bpf_get_current_task has no preconditions.
+    let current = unsafe { bpf_get_current_task() };
+    let level = read_word((current + u64::from(thread_pid)) as *const c_void)
+        .filter(|&pid| pid != 0)
+        .and_then(|pid| read_u32((pid + u64::from(level_offset)) as *const c_void))
+        .unwrap_or(0);
     if level == 0 {
         // The initial namespace: the task's own fields.
         let (tgid, pid) = (config!(offsets.task_tgid), config!(offsets.task_pid));
-        // SAFETY: as above.
+        // SAFETY: `task` is the context's typed pointer; offsets come from the frozen config.
         return unsafe { (load(task, tgid), load(task, pid), 0) };
     }
     let leader_offset = config!(offsets.task_group_leader);
-    // SAFETY: as above.
+    // SAFETY: `task` is the context's typed pointer; the offset comes from the frozen config.
     let leader: *const u8 = unsafe { load(task, leader_offset) };
     let tid = number_at_level(task, level);
     let tgid = if leader.is_null() {
@@ -224,10 +229,7 @@ fn number_at_level(task: *const u8, level: u32) -> u32 {
         + u64::from(config!(offsets.pid_numbers))
         + u64::from(level) * u64::from(config!(offsets.upid_size))
         + u64::from(config!(offsets.upid_nr));
-    let mut nr: u32 = 0;
-    // SAFETY: bpf_probe_read_kernel checks the source address; the destination is our own u32.
-    let rc = unsafe { bpf_probe_read_kernel((&raw mut nr).cast(), 4, address as *const c_void) };
-    if rc == 0 { nr } else { 0 }
+    read_u32(address as *const c_void).unwrap_or(0)
 }
 
 #[unsafe(no_mangle)]

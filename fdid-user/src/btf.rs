@@ -356,6 +356,22 @@ impl Btf {
         })
     }
 
+    /// Where, in the raw blob, the offset word of a direct member of `strukt` is (for tests that
+    /// corrupt a kernel BTF on purpose).
+    #[cfg(test)]
+    pub(crate) fn member_offset_position(&self, strukt: &str, member: &str) -> Option<usize> {
+        let &id = self.structs_by_name.get(strukt)?;
+        let ty = self.ty(id)?;
+        let k = self.members(ty).position(|m| self.name(m.name) == member)?;
+        Some(self.type_section.start + ty.extra as usize + 12 * k + 8)
+    }
+
+    /// The raw blob.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     fn find_member(
         &self,
         id: u32,

@@ -198,13 +198,16 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// One line on stderr when the BPF collector could not be used and procfs stood in, and one when
-/// processes could not be read.
+/// One line on stderr when the BPF collector could not be used and procfs stood in, one for each
+/// process of the scope that exited during the survey, and one when processes could not be read.
 fn warn_about_fallback(survey: &Survey) {
     if let Some(reason) = &survey.stats.fallback {
         eprintln!(
             "fdid: warning: {reason}; using the procfs collector instead (slower; `--collector bpf` makes this an error)"
         );
+    }
+    for pid in &survey.stats.exited {
+        eprintln!("fdid: note: process {pid} exited during the survey; its fds are absent");
     }
     let unreadable = &survey.stats.unreadable;
     if !unreadable.is_empty() {

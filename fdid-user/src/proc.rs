@@ -62,6 +62,17 @@ pub fn parents() -> std::collections::HashMap<u32, u32> {
     parents
 }
 
+/// Whether a process has exited: it is gone, or a zombie waiting for its parent (no fds any more).
+pub fn has_exited(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    matches!(state, None | Some("Z" | "X"))
+}
+
 /// The parent of one process, `None` when it is gone.
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -170,6 +170,8 @@ pub struct SurveyStats {
     pub fallback: Option<String>,
     /// Processes whose fds could not be read (procfs without the privileges to look at them).
     pub unreadable: Vec<u32>,
+    /// Processes of the scope that exited before the walk reached them (their fds are absent).
+    pub exited: Vec<u32>,
     /// Time collecting (all walks).
     pub collect_time: Duration,
     /// Time for the whole survey.
@@ -237,6 +239,15 @@ impl Survey {
             collection.records.len(),
             started.elapsed()
         );
+        // A process of the scope that is gone and left no record exited during the survey: not an
+        // error, but worth saying.
+        let exited: Vec<u32> = scope
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|pid| !collection.records.iter().any(|r| r.tgid == *pid))
+            .filter(|pid| proc::has_exited(*pid))
+            .collect();
         let shared_tables = merge_shared_tables(&mut collection.records, scope.as_ref());
         let records = collection.records;
         log::debug!("shared fd tables after {:?}", started.elapsed());
@@ -302,6 +313,7 @@ impl Survey {
                 verify: verify_stats,
                 fallback,
                 unreadable: collection.unreadable,
+                exited,
                 collect_time,
                 elapsed: started.elapsed(),
             },

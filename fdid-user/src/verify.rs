@@ -317,15 +317,29 @@ pub fn check_partition(records: &[FdRecord], descriptions: &[Description]) -> Re
         }
         previous_first = Some(first);
         if description.unconfirmed && description.fds.len() != 1 {
-            return Err(format!("unconfirmed description {k} has {} fds", description.fds.len()));
+            return Err(format!(
+                "unconfirmed description {k} has {} fds",
+                description.fds.len()
+            ));
         }
         if !description.fds.windows(2).all(|pair| pair[0] < pair[1]) {
             return Err(format!("description {k}: fds not in record order"));
         }
-        let key = |i: usize| (records[i].dev, records[i].ino, fixed_flags(records[i].flags));
+        let key = |i: usize| {
+            (
+                records[i].dev,
+                records[i].ino,
+                fixed_flags(records[i].flags),
+            )
+        };
         for &i in &description.fds {
             match seen.get_mut(i) {
-                None => return Err(format!("description {k} names record {i} of {}", records.len())),
+                None => {
+                    return Err(format!(
+                        "description {k} names record {i} of {}",
+                        records.len()
+                    ));
+                }
                 Some(true) => return Err(format!("record {i} is in two descriptions")),
                 Some(slot) => *slot = true,
             }
@@ -555,11 +569,27 @@ mod tests {
             let truth = records
                 .iter()
                 .filter(|r| r.tgid != 4)
-                .map(|r| ((r.tgid, r.fd), (r.file_hash * 1000 + u64::from(r.dev) * 100 + r.ino * 10 + u64::from(r.flags)) as u32 * 2 + r.tgid % 2))
+                .map(|r| {
+                    (
+                        (r.tgid, r.fd),
+                        (r.file_hash * 1000
+                            + u64::from(r.dev) * 100
+                            + r.ino * 10
+                            + u64::from(r.flags)) as u32
+                            * 2
+                            + r.tgid % 2,
+                    )
+                })
                 .collect();
             let truth: HashMap<(u32, u32), u32> = truth;
-            let mut kernel = FakeKernel { truth: truth.clone(), calls: 0 };
-            let evidence = Evidence { hashed: next(2) == 0, full_hash: next(2) == 0 };
+            let mut kernel = FakeKernel {
+                truth: truth.clone(),
+                calls: 0,
+            };
+            let evidence = Evidence {
+                hashed: next(2) == 0,
+                full_hash: next(2) == 0,
+            };
             let mode = [VerifyMode::None, VerifyMode::Ambiguous, VerifyMode::All][next(3) as usize];
             let (found, stats) = identify(&records, evidence, mode, &mut kernel);
             if let Err(problem) = check_partition(&records, &found) {
@@ -573,15 +603,25 @@ mod tests {
                         let Some(&key) = truth.get(&(records[i].tgid, records[i].fd)) else {
                             // Gone all along: it may stand alone (nothing to compare it with), never
                             // be merged.
-                            assert_eq!(description.fds.len(), 1, "round {round}: a vanished fd was merged");
+                            assert_eq!(
+                                description.fds.len(),
+                                1,
+                                "round {round}: a vanished fd was merged"
+                            );
                             continue;
                         };
                         let owner = *description_of_truth.entry(key).or_insert(k);
-                        assert_eq!(owner, k, "round {round}: one description split in two, or two merged");
+                        assert_eq!(
+                            owner, k,
+                            "round {round}: one description split in two, or two merged"
+                        );
                     }
                 }
             }
-            assert_eq!(stats.kcmp_calls, kernel.calls, "round {round}: every kcmp call is counted");
+            assert_eq!(
+                stats.kcmp_calls, kernel.calls,
+                "round {round}: every kcmp call is counted"
+            );
         }
     }
 

@@ -281,3 +281,73 @@ fn no_output_or_log_holds_a_kernel_address() {
         );
     }
 }
+
+#[test]
+fn a_btf_without_the_task_file_iterator_is_named() {
+    // A valid BTF with a single type (`int`): no `bpf_iter_task_file`.
+    let mut btf = Vec::new();
+    btf.extend_from_slice(&0xeb9fu16.to_le_bytes());
+    btf.extend_from_slice(&[1, 0]);
+    for word in [24u32, 0, 16, 16, 5] {
+        btf.extend_from_slice(&word.to_le_bytes());
+    }
+    for word in [1u32, 1 << 24, 4, 32] {
+        btf.extend_from_slice(&word.to_le_bytes());
+    }
+    btf.extend_from_slice(b"\0int\0");
+    let path = std::env::temp_dir().join(format!("fdid-no-iterator-btf-{}", std::process::id()));
+    std::fs::write(&path, &btf).unwrap();
+    let strict = fdid(&[
+        "--btf",
+        path.to_str().unwrap(),
+        "--collector",
+        "bpf",
+        "--pid",
+        "1",
+    ]);
+    let lenient = fdid(&["--btf", path.to_str().unwrap(), "--pid", "1"]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(strict.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&strict).trim(),
+        "fdid: error: this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)"
+    );
+    assert!(lenient.status.success());
+    assert!(
+        stderr_of(&lenient).starts_with("fdid: warning: this kernel has no task_file BPF iterator")
+    );
+}
+
+#[test]
+fn a_process_exiting_during_the_walk_is_reported_not_an_error() {
+    if !in_ci() && !is_root() {
+        eprintln!("SKIPPED: needs root for BPF");
+        return;
+    }
+    // A process that lives about as long as fdid takes to load: sooner or later it exits between
+    // fdid's check that it exists and the walk.
+    let mut reported = false;
+    for attempt in 0..90u32 {
+        let lifetime = format!("{:.3}", 0.02 + f64::from(attempt % 30) * 0.01);
+        let mut child = Command::new("sleep").arg(&lifetime).spawn().unwrap();
+        let output = fdid(&["--pid", &child.id().to_string()]);
+        let _ = child.wait();
+        let stderr = stderr_of(&output);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        match output.status.code() {
+            Some(0) => {
+                if stderr.contains(&format!(
+                    "fdid: note: process {} exited during the survey",
+                    child.id()
+                )) {
+                    reported = true;
+                    break;
+                }
+            }
+            // Gone before fdid even looked: that is a pid that does not exist.
+            Some(2) => assert!(stderr.contains("no process with pid"), "{stderr}"),
+            other => panic!("exit status {other:?}: {stderr}"),
+        }
+    }
+    assert!(reported, "no attempt caught the process exiting mid-survey");
+}

@@ -118,9 +118,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Fuzz { target, seconds } => {
             let object = build_ebpf(&ws)?;
             let tools_bin = setup::ensure_cargo_fuzz(&ws)?;
-            let path = std::env::join_paths(
-                std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-            )?;
+            let path = std::env::join_paths(std::iter::once(tools_bin).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))?;
             let status = Command::new("cargo")
                 .current_dir(ws.root.join("fdid-user"))
                 .env_remove("RUSTUP_TOOLCHAIN")
@@ -128,7 +128,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .env_remove("CARGO")
                 .env("PATH", path)
                 .env(OBJECT_ENV, &object)
-                .args(["+nightly", "fuzz", "run", &target, "--", &format!("-max_total_time={seconds}")])
+                .args([
+                    "+nightly",
+                    "fuzz",
+                    "run",
+                    &target,
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                ])
                 .status()
                 .context("running cargo fuzz")?;
             return Ok(exit_code(status));

@@ -184,7 +184,10 @@ pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
     if bin.join("cargo-fuzz").is_file() {
         return Ok(bin);
     }
-    eprintln!("xtask: installing cargo-fuzz into {} (a minute or two, once)", ws.tools.display());
+    eprintln!(
+        "xtask: installing cargo-fuzz into {} (a minute or two, once)",
+        ws.tools.display()
+    );
     let status = Command::new("cargo")
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTC")

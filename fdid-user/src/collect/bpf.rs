@@ -262,7 +262,8 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
                 io_error,
                 verifier_log,
             }) => {
-                if matches!(io_error.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+                // EPERM: no privileges. The verifier's own refusals are EACCES or EINVAL.
+                if io_error.raw_os_error() == Some(libc::EPERM) {
                     return Err(BpfError::PermissionDenied);
                 }
                 log::debug!("verifier log:\n{verifier_log}");
@@ -429,6 +430,9 @@ mod tests {
 
     use fdid_ebpf::siphash::siphash24_u64;
 
+    use super::{BpfCollector, BpfError, BpfOptions};
+    use crate::btf::Btf;
+
     /// The program's hash is standard SipHash-2-4 of the pointer's 8 little-endian bytes.
     #[test]
     fn the_pointer_hash_is_siphash_2_4() {
@@ -441,6 +445,42 @@ mod tests {
                 reference.finish(),
                 "pointer {pointer:#x}"
             );
+        }
+    }
+
+    /// A struct offset that does not fit the running kernel makes the program fail to load (the
+    /// verifier checks every load against BTF) rather than read garbage: `task_struct.tgid` is moved
+    /// past the end of the struct in a copy of the kernel's BTF.
+    #[test]
+    fn a_wrong_offset_is_refused_by_the_verifier() {
+        let real = std::path::Path::new(crate::btf::VMLINUX_BTF);
+        let in_ci = std::env::var("CI").as_deref() == Ok("true");
+        // SAFETY: geteuid has no preconditions.
+        if (!real.exists() || unsafe { libc::geteuid() } != 0) && !in_ci {
+            eprintln!("SKIPPED: needs root and {}", real.display());
+            return;
+        }
+        let btf = Btf::from_file(real).unwrap();
+        let size = btf.struct_size("task_struct").unwrap();
+        let at = btf.member_offset_position("task_struct", "tgid").unwrap();
+        let mut bytes = btf.bytes().to_vec();
+        let past_the_end_bits = (size + 64) * 8;
+        bytes[at..at + 4].copy_from_slice(&past_the_end_bits.to_le_bytes());
+        let path =
+            std::env::temp_dir().join(format!("fdid-wrong-offset-btf-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let options = BpfOptions {
+            btf_path: path.clone(),
+            ..BpfOptions::default()
+        };
+        let result = BpfCollector::load(&options, None);
+        let _ = std::fs::remove_file(&path);
+        match result {
+            Err(BpfError::Verifier(error)) => {
+                assert_eq!(error.raw_os_error(), Some(libc::EACCES), "{error}")
+            }
+            Err(other) => panic!("expected the verifier to refuse the program, got: {other}"),
+            Ok(_) => panic!("a load past the end of task_struct was accepted"),
         }
     }
 
