@@ -16,6 +16,27 @@ use fdid::{
     record::FdRecord,
 };
 
+/// For the scenario and workload processes: keeps everything open until the test closes our stdin
+/// (or dies), then kills and reaps `children`.
+pub fn hold_until_stdin_closes(children: &[libc::pid_t]) {
+    let mut line = String::new();
+    while std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
+        line.clear();
+    }
+    for &pid in children {
+        // SAFETY: signalling and reaping the caller's own children.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
 /// A running `fdid-scenario` process and the facts it printed (fd numbers, child pids).
 pub struct Scenario {
     child: Child,

@@ -91,22 +91,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Bench { args } => {
             let object = build_ebpf(&ws)?;
-            let status = cargo(&ws)
-                .args([
-                    "build",
-                    "--release",
+            build_release(
+                &ws,
+                &object,
+                &[
                     "--package",
                     "fdid-user",
                     "--package",
                     "fdid-tests",
                     "--bins",
-                ])
-                .env(OBJECT_ENV, &object)
-                .status()
-                .context("running cargo build")?;
-            if !status.success() {
-                bail!("building the benchmark failed ({status})");
-            }
+                ],
+            )?;
             let status = Command::new(ws.target.join("release/fdid-bench"))
                 .args(["--out"])
                 .arg(ws.target.join("bench"))
@@ -121,11 +116,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let path = std::env::join_paths(std::iter::once(tools_bin).chain(
                 std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
             ))?;
-            let status = Command::new("cargo")
+            let status = toolchain_neutral_cargo()
                 .current_dir(ws.root.join("fdid-user"))
-                .env_remove("RUSTUP_TOOLCHAIN")
-                .env_remove("RUSTC")
-                .env_remove("CARGO")
                 .env("PATH", path)
                 .env(OBJECT_ENV, &object)
                 .args([
@@ -183,6 +175,16 @@ impl Workspace {
     }
 }
 
+/// A `cargo` command free of the toolchain choice `cargo xtask` itself runs under, so that a
+/// `+nightly` argument (or the default toolchain) is what the rustup proxy picks.
+pub fn toolchain_neutral_cargo() -> Command {
+    let mut command = Command::new("cargo");
+    for variable in ["RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO"] {
+        command.env_remove(variable);
+    }
+    command
+}
+
 /// A `cargo` command for the host build, run from the workspace root.
 fn cargo(ws: &Workspace) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -194,13 +196,8 @@ fn cargo(ws: &Workspace) -> Command {
 fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
     let tools = setup::ensure(ws, setup::Verbosity::Quiet)?;
     let target_dir = ws.target.join("bpf");
-    let status = Command::new("cargo")
+    let status = toolchain_neutral_cargo()
         .current_dir(&ws.root)
-        // The rustup proxy must pick nightly, not the toolchain `cargo xtask` itself runs under.
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC")
-        .env_remove("RUSTDOC")
-        .env_remove("CARGO")
         .arg("+nightly")
         .args([
             "build",
@@ -237,20 +234,19 @@ fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
 
 /// Builds the `fdid` binary (release) embedding `object`.
 fn build_user(ws: &Workspace, object: &Path) -> Result<()> {
+    build_release(ws, object, &["--package", "fdid-user", "--bin", "fdid"])
+}
+
+/// `cargo build --release ARGS` with the BPF object `object` embedded.
+fn build_release(ws: &Workspace, object: &Path, args: &[&str]) -> Result<()> {
     let status = cargo(ws)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "fdid-user",
-            "--bin",
-            "fdid",
-        ])
+        .args(["build", "--release"])
+        .args(args)
         .env(OBJECT_ENV, object)
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("building fdid failed ({status})");
+        bail!("cargo build --release {} failed ({status})", args.join(" "));
     }
     Ok(())
 }

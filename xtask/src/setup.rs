@@ -68,10 +68,7 @@ pub fn ensure(ws: &Workspace, verbosity: Verbosity) -> Result<Tools> {
             "building bpf-linker {BPF_LINKER_VERSION} ({LLVM_FEATURE}) into {} (about a minute)",
             ws.tools.display()
         ));
-        let status = Command::new("cargo")
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("RUSTC")
-            .env_remove("CARGO")
+        let status = crate::toolchain_neutral_cargo()
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
             .args([
                 "--no-default-features",
@@ -188,10 +185,7 @@ pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
         "xtask: installing cargo-fuzz into {} (a minute or two, once)",
         ws.tools.display()
     );
-    let status = Command::new("cargo")
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC")
-        .env_remove("CARGO")
+    let status = crate::toolchain_neutral_cargo()
         .args(["install", "cargo-fuzz", "--root"])
         .arg(&ws.tools)
         .status()

@@ -28,11 +28,7 @@
 //! - `churn N`: see `churn`.
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 
-use std::{
-    ffi::CString,
-    io::{BufRead, Write},
-    os::fd::RawFd,
-};
+use std::{ffi::CString, io::Write, os::fd::RawFd};
 
 use fdid_tests::fdpass::{receive_fd, send_fd};
 
@@ -590,21 +586,5 @@ fn main() {
             .and_then(|()| out.flush())
             .expect("stdout");
     }
-    // Hold everything until the test closes our stdin.
-    let mut line = String::new();
-    while std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {
-        line.clear();
-    }
-    for pid in children {
-        // SAFETY: signalling and reaping our own children.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-    }
+    fdid_tests::hold_until_stdin_closes(&children);
 }

@@ -18,7 +18,7 @@
 
 use std::{
     ffi::CString,
-    io::{BufRead, BufWriter, Write},
+    io::{BufWriter, Write},
     os::fd::RawFd,
 };
 
@@ -219,18 +219,6 @@ fn main() {
         let _ = stdout.flush();
         drop(stdout);
 
-        let mut line = String::new();
-        while std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {
-            line.clear();
-        }
-        for pid in children {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
+        fdid_tests::hold_until_stdin_closes(&children);
     }
 }
