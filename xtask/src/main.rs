@@ -4,6 +4,7 @@
 //! stable and nightly toolchains that this machine kind ships with.
 
 mod setup;
+mod vm;
 
 use std::{
     ffi::OsString,
@@ -49,6 +50,15 @@ enum Cmd {
         /// How long to run.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// Run the BPF integration tests in KVM guests on Debian kernels (default: 5.10, 6.1 and 6.12).
+    VmTest {
+        /// A kernel: 5.10, 6.1, 6.12 or a path to a vmlinuz (repeatable).
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// Use software emulation (TCG) instead of KVM.
+        #[arg(long)]
+        tcg: bool,
     },
     /// Build the BPF object, then run every test of the workspace (they load the program for real).
     Test {
@@ -131,6 +141,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .status()
                 .context("running cargo fuzz")?;
             return Ok(exit_code(status));
+        }
+        Cmd::VmTest { kernels, tcg } => {
+            let object = build_ebpf(&ws)?;
+            let passed = vm::run(&ws, &object, &vm::VmTest { kernels, tcg })?;
+            return Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Cmd::Test { args } => {
             let object = build_ebpf(&ws)?;
