@@ -165,6 +165,31 @@ pub fn bpf_survey(options: &SurveyOptions) -> Option<Survey> {
         .ok()
 }
 
+/// Runs a survey until `settled` holds for it (at most ten times) and returns the last one, for
+/// checks of exact reference counts: counts are a moment's truth, and another survey walking at the
+/// same time (tests run in parallel) holds a reference on the file it is visiting. The caller still
+/// asserts the exact counts on the survey returned; a count that never settles fails.
+pub fn bpf_survey_settled(
+    options: &SurveyOptions,
+    settled: impl Fn(&Survey) -> bool,
+) -> Option<Survey> {
+    let mut survey = bpf_survey(options)?;
+    for _ in 0..10 {
+        if settled(&survey) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        survey = bpf_survey(options)?;
+    }
+    Some(survey)
+}
+
+/// The reference count and hidden references of `pid`'s fd `fd` in a survey.
+pub fn refs_of(survey: &Survey, pid: u32, fd: u32) -> Option<(u64, Option<u64>)> {
+    let file = survey.file(survey.id_of(pid, fd)?)?;
+    Some((file.refs, file.hidden_refs))
+}
+
 /// Collects `target` from procfs (the independent oracle).
 pub fn procfs_collect(target: &Target) -> Collection {
     procfs::collect(target).expect("procfs survey")

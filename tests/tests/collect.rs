@@ -7,8 +7,8 @@ use fdid::{
     collect::{Target, bpf::BpfOptions},
 };
 use fdid_tests::{
-    Scenario, assert_grouping_matches_kcmp, bpf_collect, bpf_survey, by_fd, fds_of, id, kcmp_same,
-    procfs_collect,
+    Scenario, assert_grouping_matches_kcmp, bpf_collect, bpf_survey, bpf_survey_settled, by_fd,
+    fds_of, id, kcmp_same, procfs_collect, refs_of,
 };
 
 const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
@@ -77,7 +77,11 @@ fn one_process_collected_by_bpf_equals_procfs_field_by_field() {
 fn a_dup_shares_one_description_and_a_second_open_does_not() {
     let scenario = Scenario::start(SCENARIO, &["fdset"]);
     let pid = scenario.pid();
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else {
+    let settled = |s: &fdid::Survey| {
+        refs_of(s, pid, scenario.fact("file")).map(|r| r.0) == Some(5)
+            && refs_of(s, pid, scenario.fact("file_again")).map(|r| r.0) == Some(1)
+    };
+    let Some(survey) = bpf_survey_settled(&SurveyOptions::new(Scope::pids([pid])), settled) else {
         return;
     };
     let (file, dup, again) = (
@@ -131,7 +135,9 @@ fn parent_and_two_children_of_one_fork_share_the_inherited_fds() {
         scenario.fact("child0"),
         scenario.fact("child1"),
     );
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::system())) else {
+    let file_fd = scenario.fact("file");
+    let settled = |s: &fdid::Survey| refs_of(s, parent, file_fd) == Some((3, Some(0)));
+    let Some(survey) = bpf_survey_settled(&SurveyOptions::new(Scope::system()), settled) else {
         return;
     };
     for name in ["file", "pipe_r", "pipe_w"] {

@@ -1,7 +1,10 @@
 //! The identity engine on live processes: each scenario knows its ground truth and checks it with kcmp.
 
 use fdid::{Scope, Survey, SurveyOptions, VerifyMode};
-use fdid_tests::{Scenario, assert_grouping_matches_kcmp, bpf_survey, fds_of, id, kcmp_same};
+use fdid_tests::{
+    Scenario, assert_grouping_matches_kcmp, bpf_survey, bpf_survey_settled, fds_of, id, kcmp_same,
+    refs_of,
+};
 
 const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
 
@@ -104,7 +107,11 @@ fn a_file_passed_with_scm_rights_to_a_child_is_one_description_in_both() {
 fn an_fd_sent_but_not_yet_received_is_one_hidden_reference() {
     let scenario = Scenario::start(SCENARIO, &["scm"]);
     let parent = scenario.pid();
-    let Some(survey) = bpf_survey(&system()) else {
+    let settled = |s: &Survey| {
+        refs_of(s, parent, scenario.fact("in_flight")) == Some((2, Some(1)))
+            && refs_of(s, parent, scenario.fact("file")).and_then(|r| r.1) == Some(0)
+    };
+    let Some(survey) = bpf_survey_settled(&system(), settled) else {
         return;
     };
     let in_flight = survey
@@ -130,7 +137,8 @@ fn an_fd_sent_but_not_yet_received_is_one_hidden_reference() {
 fn an_fd_that_is_also_mmapped_shows_one_hidden_reference() {
     let scenario = Scenario::start(SCENARIO, &["mmap"]);
     let pid = scenario.pid();
-    let Some(survey) = bpf_survey(&system()) else {
+    let settled = |s: &Survey| refs_of(s, pid, scenario.fact("file")) == Some((2, Some(1)));
+    let Some(survey) = bpf_survey_settled(&system(), settled) else {
         return;
     };
     let file = survey
@@ -208,7 +216,9 @@ fn processes_sharing_one_fd_table_are_reported_once() {
         fdid::kcmp::same_fd_table(parent, child).unwrap(),
         "ground truth: one table"
     );
-    let Some(survey) = bpf_survey(&system()) else {
+    let settled =
+        |s: &Survey| refs_of(s, parent, scenario.fact("file")).and_then(|r| r.1) == Some(0);
+    let Some(survey) = bpf_survey_settled(&system(), settled) else {
         return;
     };
     let table = survey
