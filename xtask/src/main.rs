@@ -56,7 +56,8 @@ enum Cmd {
         /// A kernel: 5.10, 6.1, 6.12 or a path to a vmlinuz (repeatable).
         #[arg(long = "kernel")]
         kernels: Vec<String>,
-        /// Use software emulation (TCG) instead of KVM.
+        /// Use software emulation (TCG) instead of KVM (chosen by itself when KVM cannot boot the
+        /// kernels).
         #[arg(long)]
         tcg: bool,
     },
