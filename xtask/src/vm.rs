@@ -304,7 +304,8 @@ export PATH=/bin CI=true RUST_BACKTRACE=1
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
+# The root is the unpacked initramfs (writable); /tmp is its own directory there: a tmpfs mounted on
+# it would hide the scenario binary when the workspace itself lives under /tmp.
 ip link set lo up
 echo "FDID-VM-UNAME $(uname -r)"
 for test in /tests/*; do
