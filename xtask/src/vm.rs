@@ -349,38 +349,10 @@ fn build_initramfs(binaries: &TestBinaries, path: &Path) -> Result<()> {
         libraries.extend(shared_libraries(test)?);
     }
     // The tests start the scenario through the absolute path compiled into them.
-    let scenario = binaries
-        .scenario
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .to_owned();
-    let mut parent = PathBuf::new();
-    for part in Path::new(&scenario)
-        .parent()
-        .into_iter()
-        .flat_map(|p| p.components())
-    {
-        parent.push(part);
-        archive.dir(&parent.to_string_lossy());
-    }
-    archive.file(&scenario, &fs::read(&binaries.scenario)?, 0o755);
+    archive.copy_of(&binaries.scenario)?;
     libraries.extend(shared_libraries(&binaries.scenario)?);
     for library in libraries {
-        let inside = library.to_string_lossy().trim_start_matches('/').to_owned();
-        let mut parent = PathBuf::new();
-        for part in Path::new(&inside)
-            .parent()
-            .into_iter()
-            .flat_map(|p| p.components())
-        {
-            parent.push(part);
-            archive.dir(&parent.to_string_lossy());
-        }
-        archive.file(
-            &inside,
-            &fs::read(&library).with_context(|| library.display().to_string())?,
-            0o755,
-        );
+        archive.copy_of(&library)?;
     }
     let mut out = fs::File::create(path)?;
     out.write_all(&archive.finish())?;
@@ -450,6 +422,22 @@ impl Cpio {
     }
     fn file(&mut self, name: &str, content: &[u8], permissions: u32) {
         self.entry(name, 0o100_000 | permissions, content);
+    }
+    /// A copy of a host file at the same path inside the archive, with its parent directories.
+    fn copy_of(&mut self, host: &Path) -> Result<()> {
+        let inside = host.to_string_lossy().trim_start_matches('/').to_owned();
+        let mut parent = PathBuf::new();
+        for part in Path::new(&inside)
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.components())
+        {
+            parent.push(part);
+            self.dir(&parent.to_string_lossy());
+        }
+        let content = fs::read(host).with_context(|| host.display().to_string())?;
+        self.file(&inside, &content, 0o755);
+        Ok(())
     }
     fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, &[]);
