@@ -39,6 +39,13 @@ pub mod tree;
 pub mod verify;
 
 pub use record::FdRecord;
+
+/// The CI rule for unit tests that need the running kernel: in CI (`CI=true` or `CI=1`) they fail,
+/// never skip.
+#[cfg(test)]
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
 pub use survey::{OpenFile, Scope, Survey, SurveyFd, SurveyOptions};
 pub use tree::OpenFileId;
 pub use verify::VerifyMode;

@@ -2,14 +2,12 @@
 
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::{in_ci, is_root};
 const FDID: &str = env!("CARGO_BIN_EXE_fdid");
 
 fn fdid(args: &[&str]) -> Output {
     Command::new(FDID).args(args).output().expect("run fdid")
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
 }
 
 /// Bad input: one clear error line, exit status 2, no panic.
@@ -68,7 +66,7 @@ fn a_shell_holding_a_dup_is_shown_as_one_description() {
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() && !in_ci() && unsafe { libc::geteuid() } != 0 {
+    if !output.status.success() && !in_ci() && !is_root() {
         eprintln!("SKIPPED: fdid needs root for BPF: {stderr}");
         return;
     }
@@ -119,7 +117,7 @@ fn shell_printing_a_pid(script: &str) -> (std::process::Child, u32) {
 
 /// Skips (outside CI, not root) or fails when fdid could not survey.
 fn survey_ran(output: &Output) -> bool {
-    if !output.status.success() && !in_ci() && unsafe { libc::geteuid() } != 0 {
+    if !output.status.success() && !in_ci() && !is_root() {
         eprintln!(
             "SKIPPED: fdid needs root for BPF: {}",
             String::from_utf8_lossy(&output.stderr)

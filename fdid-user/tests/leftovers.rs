@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 const FDID: &str = env!("CARGO_BIN_EXE_fdid");
 
 /// fdid's programs, iterator links and log maps currently in the kernel.
@@ -77,8 +79,7 @@ fn fd_holders() -> Vec<std::process::Child> {
 
 #[test]
 fn no_bpf_object_survives_any_kind_of_run() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 && std::env::var("CI").as_deref() != Ok("true") {
+    if !common::is_root() && !common::in_ci() {
         eprintln!("SKIPPED: needs root to see BPF objects");
         return;
     }

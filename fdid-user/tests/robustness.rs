@@ -6,16 +6,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
+mod common;
+use common::{in_ci, is_root};
 const FDID: &str = env!("CARGO_BIN_EXE_fdid");
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn fdid(args: &[&str]) -> Output {
     Command::new(FDID).args(args).output().expect("run fdid")
