@@ -56,9 +56,9 @@ pub struct FdRecord {
 }
 
 /// Size in bytes of one [`FdRecord`] in the iterator's stream.
-pub const RECORD_SIZE: usize = core::mem::size_of::<FdRecord>();
+pub const RECORD_SIZE: usize = size_of::<FdRecord>();
 const _: () = assert!(RECORD_SIZE == 64);
-const _: () = assert!(core::mem::align_of::<FdRecord>() == 8);
+const _: () = assert!(align_of::<FdRecord>() == 8);
 
 /// Major number of a device number in the kernel's internal `dev_t` encoding (`MINORBITS` = 20).
 pub const fn kernel_dev_major(dev: u32) -> u32 {
@@ -137,4 +137,4 @@ pub struct IterConfig {
     pub offsets: FieldOffsets,
 }
 
-const _: () = assert!(core::mem::size_of::<IterConfig>() == 40 + 72);
+const _: () = assert!(size_of::<IterConfig>() == 40 + 72);

@@ -106,6 +106,7 @@ macro_rules! config {
 /// the verifier then checks the access against the kernel's BTF and turns it into a fault-tolerant load.
 #[inline(always)]
 unsafe fn load<T>(base: *const u8, offset: u32) -> T {
+    // SAFETY: the caller's contract above.
     unsafe { read_volatile(base.add(offset as usize).cast::<T>()) }
 }
 
@@ -277,13 +278,15 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         files_hash,
         ..FdRecord::default()
     };
-    // SAFETY (every `load` below): `file` is the non-null typed pointer from the context, `inode` and
-    // `sb` were loaded through it, and every offset comes from the frozen config.
+    // SAFETY: `file` is the non-null typed pointer from the context; the offset is a frozen constant.
     record.flags = unsafe { load(file, flags_offset) };
+    // SAFETY: as above.
     record.pos = unsafe { load(file, pos_offset) };
+    // SAFETY: as above.
     let raw_refs: u64 = unsafe { load(file, refs_offset) };
     record.refs = raw_refs.wrapping_add(config!(refs_bias));
 
+    // SAFETY: as above.
     let inode: *const u8 = unsafe { load(file, inode_offset) };
     if !inode.is_null() {
         let (ino_offset, mode_offset, sb_offset, dev_offset) = (
@@ -292,15 +295,20 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
             config!(offsets.inode_sb),
             config!(offsets.sb_dev),
         );
+        // SAFETY: `inode` is a non-null typed pointer loaded through `file`; frozen offset.
         record.ino = unsafe { load(inode, ino_offset) };
+        // SAFETY: as above.
         record.mode = unsafe { load(inode, mode_offset) };
+        // SAFETY: as above.
         let sb: *const u8 = unsafe { load(inode, sb_offset) };
         if !sb.is_null() {
+            // SAFETY: `sb` is a non-null typed pointer loaded through `inode`; frozen offset.
             record.dev = unsafe { load(sb, dev_offset) };
         }
     }
 
     // The `file` pointer's value sits in the context.
+    // SAFETY: only the context member's address is taken; `read_word` reads it.
     match read_word(unsafe { addr_of!((*ctx).file) }.cast()) {
         Some(file_word) => record.file_hash = siphash24_u64(key, file_word) & mask,
         None => {

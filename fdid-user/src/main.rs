@@ -153,12 +153,16 @@ async fn main() -> ExitCode {
         Some(Command::Check { survey, .. }) => survey.verbose,
         None => cli.survey.verbose,
     };
+    let (level, aya_level) = if verbose {
+        (log::LevelFilter::Debug, log::LevelFilter::Debug)
+    } else {
+        // aya warns about each failed feature probe of a run without privileges; fdid says why BPF
+        // cannot be used in one line of its own, and `-v` shows aya's view.
+        (log::LevelFilter::Warn, log::LevelFilter::Error)
+    };
     env_logger::Builder::new()
-        .filter_level(if verbose {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Warn
-        })
+        .filter_level(level)
+        .filter_module("aya", aya_level)
         .format_timestamp(None)
         .init();
     // The survey blocks in read(2) on the iterator; run it off the runtime so Ctrl-C is answered.

@@ -16,17 +16,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<FdRecord>, DecodeError> {
     if !bytes.len().is_multiple_of(RECORD_SIZE) {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }
-    Ok(bytes
-        .chunks_exact(RECORD_SIZE)
-        .map(record_from_bytes)
-        .collect())
+    let (records, _) = bytes.as_chunks::<RECORD_SIZE>();
+    Ok(records.iter().map(record_from_bytes).collect())
 }
 
-fn record_from_bytes(chunk: &[u8]) -> FdRecord {
-    assert_eq!(chunk.len(), RECORD_SIZE);
-    // SAFETY: `chunk` holds exactly size_of::<FdRecord>() readable bytes (asserted above); FdRecord is
-    // `repr(C)` with integer fields only and no padding, so every byte pattern is a valid value, and
-    // `read_unaligned` imposes no alignment on the source.
+fn record_from_bytes(chunk: &[u8; RECORD_SIZE]) -> FdRecord {
+    // SAFETY: `chunk` holds exactly size_of::<FdRecord>() readable bytes; FdRecord is `repr(C)` with
+    // integer fields only and no padding, so every byte pattern is a valid value, and `read_unaligned`
+    // imposes no alignment on the source.
     unsafe { chunk.as_ptr().cast::<FdRecord>().read_unaligned() }
 }
 
@@ -62,14 +59,10 @@ pub fn read_into(
         let filled = partial_len + read;
         let whole = filled / RECORD_SIZE;
         partial_len = filled % RECORD_SIZE;
+        // SAFETY: the leftover bytes start within the spare capacity, `whole` records in.
+        let leftover = unsafe { start.add(whole * RECORD_SIZE) };
         // SAFETY: the leftover bytes were just written, within the spare capacity.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                start.add(whole * RECORD_SIZE),
-                partial.as_mut_ptr(),
-                partial_len,
-            )
-        };
+        unsafe { std::ptr::copy_nonoverlapping(leftover, partial.as_mut_ptr(), partial_len) };
         // SAFETY: the first `whole` records of the spare capacity were fully written by `read` (or
         // copied from `partial`), and every byte pattern is a valid FdRecord (integers only, no
         // padding).

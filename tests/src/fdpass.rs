@@ -4,13 +4,13 @@ use std::{io, os::fd::RawFd};
 
 /// Runs `io` on a message with a one-byte payload and room for one fd in its control data.
 fn with_fd_message<R>(io: impl FnOnce(&mut libc::msghdr) -> R) -> R {
-    let mut byte = [b'x'];
+    let mut byte = *b"x";
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
     // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
     let mut control = vec![0u8; space];
     // SAFETY: msghdr is plain data; all zeroes is a valid value.
     let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -30,7 +30,7 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
             let header = libc::CMSG_FIRSTHDR(message);
             (*header).cmsg_level = libc::SOL_SOCKET;
             (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            (*header).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
             libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
             libc::sendmsg(socket, message, 0)
         };

@@ -118,7 +118,7 @@ pub fn in_ci() -> bool {
 }
 
 /// Why BPF cannot work here, if an obvious reason exists.
-fn bpf_unavailable_reason() -> Option<String> {
+pub fn bpf_unavailable_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Some("not root (loading BPF needs CAP_BPF and CAP_PERFMON)".to_owned());

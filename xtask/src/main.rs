@@ -1,7 +1,8 @@
-//! `cargo xtask`: builds fdid's BPF object with the nightly toolchain and bpf-linker, and runs things.
+//! `cargo xtask`: installs fdid's pinned toolchains and bpf-linker, builds, and runs things.
 //!
-//! Every command first makes sure the tools exist (`setup`), so a fresh machine needs nothing but the
-//! stable and nightly toolchains that this machine kind ships with.
+//! xtask itself builds with whatever stable toolchain rustup has (it asks for rustc 1.88); every command
+//! first makes sure the pinned toolchains and tools exist (`setup`) and then drives them explicitly, so a
+//! fresh machine needs nothing but rustup. The BPF object is built by `fdid-user`'s build script.
 
 mod setup;
 mod vm;
@@ -24,11 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what the BPF build needs (rust-src for nightly, bpf-linker against nightly's LLVM).
+    /// Install the pinned toolchains (FDID_TOOLCHAIN with clippy and rustfmt, FDID_BPF_TOOLCHAIN with
+    /// rust-src), make FDID_TOOLCHAIN this checkout's rustup override, and build bpf-linker against the
+    /// BPF toolchain's LLVM. Afterwards plain `cargo build`, `cargo test` and `cargo install --path
+    /// fdid-user` work.
     Setup,
-    /// Build the BPF object (fdid-ebpf, bpfel-unknown-none).
-    BuildEbpf,
-    /// Build the BPF object and the `fdid` binary (release).
+    /// Build the `fdid` binary (release), its BPF program included.
     Build,
     /// Build, then run `fdid` with the given arguments, e.g. `cargo xtask run -- --pid $$`.
     Run {
@@ -81,19 +83,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
+    let verbosity = match cli.command {
+        Cmd::Setup => setup::Verbosity::Report,
+        _ => setup::Verbosity::Quiet,
+    };
+    setup::ensure(&ws, verbosity)?;
     match cli.command {
-        Cmd::Setup => {
-            setup::ensure(&ws, setup::Verbosity::Report)?;
-        }
-        Cmd::BuildEbpf => {
-            build_ebpf(&ws)?;
-        }
+        Cmd::Setup => {}
         Cmd::Build => {
-            build_user(&ws, &build_ebpf(&ws)?)?;
+            build_release(&ws, &["--package", "fdid-user", "--bin", "fdid"])?;
         }
         Cmd::Run { args } => {
-            let object = build_ebpf(&ws)?;
-            build_user(&ws, &object)?;
+            build_release(&ws, &["--package", "fdid-user", "--bin", "fdid"])?;
             let status = Command::new(ws.target.join("release/fdid"))
                 .args(args)
                 .status()
@@ -101,10 +102,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(exit_code(status));
         }
         Cmd::Bench { args } => {
-            let object = build_ebpf(&ws)?;
             build_release(
                 &ws,
-                &object,
                 &[
                     "--package",
                     "fdid-user",
@@ -122,7 +121,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(exit_code(status));
         }
         Cmd::Fuzz { target, seconds } => {
-            let object = build_ebpf(&ws)?;
             let tools_bin = setup::ensure_cargo_fuzz(&ws)?;
             let path = std::env::join_paths(std::iter::once(tools_bin).chain(
                 std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
@@ -130,9 +128,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let status = toolchain_neutral_cargo()
                 .current_dir(ws.root.join("fdid-user"))
                 .env("PATH", path)
-                .env(OBJECT_ENV, &object)
+                .arg(format!("+{}", setup::BPF_TOOLCHAIN))
                 .args([
-                    "+nightly",
                     "fuzz",
                     "run",
                     &target,
@@ -144,8 +141,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(exit_code(status));
         }
         Cmd::VmTest { kernels, tcg } => {
-            let object = build_ebpf(&ws)?;
-            let passed = vm::run(&ws, &object, &vm::VmTest { kernels, tcg })?;
+            let passed = vm::run(&ws, &vm::VmTest { kernels, tcg })?;
             return Ok(if passed {
                 ExitCode::SUCCESS
             } else {
@@ -153,11 +149,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             });
         }
         Cmd::Test { args } => {
-            let object = build_ebpf(&ws)?;
             let status = cargo(&ws)
                 .args(["test", "--workspace"])
                 .args(args)
-                .env(OBJECT_ENV, &object)
                 .status()
                 .context("running cargo test")?;
             return Ok(exit_code(status));
@@ -166,14 +160,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How `fdid-user`'s build script learns where the BPF object is.
-const OBJECT_ENV: &str = "FDID_BPF_OBJECT";
-
 /// Paths of the workspace this xtask belongs to.
 pub struct Workspace {
     pub root: PathBuf,
     pub target: PathBuf,
-    /// Project-local tools (bpf-linker and the LLVM prefix it is built against).
+    /// Project-local tools (bpf-linker and the LLVM prefix it is built against), always under the
+    /// checkout's own `target/`, where fdid-user's build script looks for bpf-linker.
     pub tools: PathBuf,
 }
 
@@ -186,7 +178,7 @@ impl Workspace {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"));
-        let tools = target.join("xtask-tools");
+        let tools = root.join("target/xtask-tools");
         Ok(Self {
             root,
             target,
@@ -205,64 +197,20 @@ pub fn toolchain_neutral_cargo() -> Command {
     command
 }
 
-/// A `cargo` command for the host build, run from the workspace root.
+/// A `cargo` command for the host build on the pinned toolchain, run from the workspace root.
 fn cargo(ws: &Workspace) -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(&ws.root);
+    let mut command = toolchain_neutral_cargo();
+    command
+        .current_dir(&ws.root)
+        .arg(format!("+{}", setup::TOOLCHAIN));
     command
 }
 
-/// Builds the BPF program with nightly + bpf-linker and returns the object's path.
-fn build_ebpf(ws: &Workspace) -> Result<PathBuf> {
-    let tools = setup::ensure(ws, setup::Verbosity::Quiet)?;
-    let target_dir = ws.target.join("bpf");
-    let status = toolchain_neutral_cargo()
-        .current_dir(&ws.root)
-        .arg("+nightly")
-        .args([
-            "build",
-            "--package",
-            "fdid-ebpf",
-            "--bin",
-            "fdid-ebpf",
-            "--release",
-        ])
-        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
-        .args(["--config", "profile.release.panic=\"abort\""])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &tools.bpf_linker)
-        .env(
-            "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
-            "-C debuginfo=2 -C link-arg=--btf",
-        )
-        .env("LD_LIBRARY_PATH", &tools.llvm_lib_dir)
-        .status()
-        .context("running cargo +nightly build for the BPF target")?;
-    if !status.success() {
-        bail!("building the BPF program failed ({status})");
-    }
-    let object = target_dir.join("bpfel-unknown-none/release/fdid-ebpf");
-    if !object.is_file() {
-        bail!(
-            "the BPF build succeeded but {} is missing",
-            object.display()
-        );
-    }
-    Ok(object)
-}
-
-/// Builds the `fdid` binary (release) embedding `object`.
-fn build_user(ws: &Workspace, object: &Path) -> Result<()> {
-    build_release(ws, object, &["--package", "fdid-user", "--bin", "fdid"])
-}
-
-/// `cargo build --release ARGS` with the BPF object `object` embedded.
-fn build_release(ws: &Workspace, object: &Path, args: &[&str]) -> Result<()> {
+/// `cargo build --release ARGS` (the BPF program is built and embedded by fdid-user's build script).
+fn build_release(ws: &Workspace, args: &[&str]) -> Result<()> {
     let status = cargo(ws)
         .args(["build", "--release"])
         .args(args)
-        .env(OBJECT_ENV, object)
         .status()
         .context("running cargo build")?;
     if !status.success() {

@@ -58,7 +58,7 @@ pub struct VmTest {
 }
 
 /// Runs the guest tests; returns whether every kernel passed.
-pub fn run(ws: &Workspace, object: &Path, options: &VmTest) -> Result<bool> {
+pub fn run(ws: &Workspace, options: &VmTest) -> Result<bool> {
     let tcg = options.tcg || {
         let reason = if !Path::new("/dev/kvm").exists() {
             Some("/dev/kvm is missing")
@@ -75,7 +75,7 @@ pub fn run(ws: &Workspace, object: &Path, options: &VmTest) -> Result<bool> {
     ensure_packages()?;
     let vm_dir = ws.target.join("vm");
     fs::create_dir_all(&vm_dir)?;
-    let tests = build_test_binaries(ws, object)?;
+    let tests = build_test_binaries(ws)?;
     let initramfs = vm_dir.join("initramfs.cpio");
     build_initramfs(&tests, &initramfs)?;
 
@@ -255,7 +255,7 @@ struct TestBinaries {
     scenario: PathBuf,
 }
 
-fn build_test_binaries(ws: &Workspace, object: &Path) -> Result<TestBinaries> {
+fn build_test_binaries(ws: &Workspace) -> Result<TestBinaries> {
     let output = crate::cargo(ws)
         .args([
             "test",
@@ -265,7 +265,6 @@ fn build_test_binaries(ws: &Workspace, object: &Path) -> Result<TestBinaries> {
             "fdid-tests",
         ])
         .args(["--test", "collect", "--test", "identity"])
-        .env(crate::OBJECT_ENV, object)
         .stderr(Stdio::inherit())
         .output()
         .context("building the test binaries")?;

@@ -18,8 +18,9 @@ use crate::{
     record,
 };
 
-/// The program, built by `cargo xtask build-ebpf` and embedded at compile time.
-static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("FDID_BPF_OBJECT_PATH"));
+/// The program, built by this package's build script and embedded at compile time; empty when the
+/// build had no BPF toolchain (it said so in a warning).
+static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fdid-ebpf"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
@@ -28,6 +29,11 @@ pub enum BpfError {
     Btf(#[from] btf::BtfError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    #[error(
+        "this fdid was built without its BPF program (no BPF toolchain at build time: run `cargo \
+         xtask setup` in the fdid checkout, then build again)"
+    )]
+    NotBuilt,
     #[error("this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)")]
     NoTaskFileIterator,
     #[error("cannot load the BPF object: {0}")]
@@ -97,6 +103,9 @@ impl BpfCollector {
     /// Resolves offsets from BTF, loads and verifies the program. `filter_hint` is the one process a
     /// kernel without link pid filtering should make the program itself filter on, if any.
     pub fn load(options: &BpfOptions, filter_hint: Option<u32>) -> Result<Self, BpfError> {
+        if BPF_OBJECT.is_empty() {
+            return Err(BpfError::NotBuilt);
+        }
         let started = Instant::now();
         let btf = Btf::from_file(&options.btf_path)?;
         log::debug!("kernel BTF parsed in {:?}", started.elapsed());
@@ -117,11 +126,17 @@ impl BpfCollector {
             _pad: 0,
             offsets: layout.offsets,
         });
-        // aya needs its own view of the kernel BTF (attach point, relocations): parse it once for both.
+        // aya needs its own view of the kernel BTF (the iterator's attach point): parsed once, handed to
+        // the loader (which would parse it again only for CO-RE relocations, which this object has
+        // none of) and to `Iter::load`.
         let kernel_btf = AyaBtf::parse_file(&options.btf_path, aya::Endianness::default())
             .map_err(|error| BpfError::Object(one_line(&aya::EbpfError::from(error))))?;
+        log::debug!(
+            "aya's view of the kernel BTF parsed after {:?}",
+            started.elapsed()
+        );
         let mut ebpf = EbpfLoader::new()
-            .btf(Some(&kernel_btf))
+            .btf(&kernel_btf)
             .override_global(CONFIG_GLOBAL, &config, true)
             .load(BPF_OBJECT)
             .map_err(|error| {
@@ -338,7 +353,8 @@ fn random_key() -> Result<[u64; 2], BpfError> {
     ])
 }
 
-/// The two `bpf(2)` commands aya 0.14 cannot issue with the arguments fdid needs.
+/// The two `bpf(2)` commands aya (0.16) cannot issue with the arguments fdid needs: its
+/// `Iter::attach` creates the link without `bpf_iter_link_info`, so without the kernel's pid filter.
 mod sys {
     use super::*;
 
@@ -380,14 +396,8 @@ mod sys {
     fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
         // SAFETY: `attr` is a live, zero-initialised repr(C) prefix of `union bpf_attr` of the size we
         // pass; the kernel zero-extends shorter attrs and only reads what the command defines.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                std::ptr::from_mut(attr),
-                std::mem::size_of::<T>(),
-            )
-        };
+        let rc =
+            unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
         if rc < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -409,7 +419,7 @@ mod sys {
         };
         if pid.is_some() {
             attr.iter_info = std::ptr::from_ref(&info) as u64;
-            attr.iter_info_len = std::mem::size_of::<IterLinkInfoTask>() as u32;
+            attr.iter_info_len = size_of::<IterLinkInfoTask>() as u32;
         }
         bpf(BPF_LINK_CREATE, &mut attr)
     }

@@ -103,7 +103,7 @@ fn fork() -> libc::pid_t {
 fn fdset(facts: &mut Facts) {
     let path = scratch_file("fdset");
     let file = open(&path, libc::O_RDWR);
-    // SAFETY (all calls in this function): plain syscalls on fds we own and local buffers.
+    // SAFETY: every call in this function is a plain syscall on fds we own and local buffers.
     unsafe {
         check(libc::lseek(file, 5, libc::SEEK_SET), "lseek");
         facts.add("file", file);
@@ -143,7 +143,7 @@ fn fdset(facts: &mut Facts) {
             libc::bind(
                 tcp,
                 (&raw const address).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
+                size_of::<libc::sockaddr_in>() as u32,
             )
             .into(),
             "bind 127.0.0.1:0",
@@ -280,7 +280,7 @@ fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
     for (slot, &byte) in address.sun_path[1..].iter_mut().zip(name.as_bytes()) {
         *slot = byte as libc::c_char;
     }
-    let length = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    let length = size_of::<libc::sa_family_t>() + 1 + name.len();
     (address, length as libc::socklen_t)
 }
 

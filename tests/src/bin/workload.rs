@@ -102,7 +102,7 @@ fn main() {
 
     // Base descriptions, each with its label; then dups of them up to `per_process` fds.
     let mut base: Vec<(RawFd, String)> = Vec::new();
-    // SAFETY (all calls below in main): plain syscalls on fds this process owns and local buffers.
+    // SAFETY: every call below in main is a plain syscall on fds this process owns and local buffers.
     unsafe {
         for i in 0..32 {
             let fd = check(libc::open(cpath.as_ptr(), libc::O_RDONLY).into(), "open");
