@@ -1,6 +1,6 @@
 //! The identity engine on live processes: each scenario knows its ground truth and checks it with kcmp.
 
-use fdid::{Scope, Survey, SurveyOptions, VerifyMode};
+use fdid::{Scope, Survey, SurveyOptions, VerifyMode, survey::CollectorKind};
 use fdid_tests::{
     Scenario, assert_grouping_matches_kcmp, bpf_survey, bpf_survey_settled, fds_of, id, kcmp_same,
     refs_of,
@@ -171,11 +171,19 @@ fn pidfd_getfd_copies_share_the_childs_description() {
     assert_eq!(outside, vec![(child, child_file)]);
 }
 
-#[test]
-fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen() {
+/// A survey of `options` by `collector`: BPF under the CI rule, procfs always.
+fn survey_by(collector: CollectorKind, mut options: SurveyOptions) -> Option<Survey> {
+    options.collector = collector;
+    match collector {
+        CollectorKind::Procfs => Some(Survey::run(&options).expect("procfs survey")),
+        _ => bpf_survey(&options),
+    }
+}
+
+fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen(collector: CollectorKind) {
     let scenario = Scenario::start(SCENARIO, &["threads", "4"]);
     let pid = scenario.pid();
-    let Some(survey) = bpf_survey(&SurveyOptions::new(Scope::pids([pid]))) else {
+    let Some(survey) = survey_by(collector, SurveyOptions::new(Scope::pids([pid]))) else {
         return;
     };
     let (file, tid) = (scenario.fact("file"), scenario.fact("own_table_tid"));
@@ -200,6 +208,7 @@ fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen() {
         .find(|f| f.record.tid == tid && f.record.fd == file)
         .unwrap();
     assert_eq!(in_thread.id, id(&survey, pid, file));
+    assert!(kcmp_same(pid, file, tid, file), "ground truth");
     let own = survey
         .fds()
         .find(|f| f.record.tid == tid && f.record.fd == scenario.fact("own_table_fd"))
@@ -209,16 +218,33 @@ fn threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen() {
 }
 
 #[test]
-fn processes_sharing_one_fd_table_are_reported_once() {
+fn threads_with_bpf() {
+    threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen(CollectorKind::Bpf);
+}
+
+#[test]
+fn threads_with_procfs() {
+    threads_do_not_duplicate_fds_but_a_thread_with_its_own_table_is_seen(CollectorKind::Procfs);
+}
+
+fn processes_sharing_one_fd_table_are_reported_once(collector: CollectorKind) {
     let scenario = Scenario::start(SCENARIO, &["clone-files"]);
     let (parent, child) = (scenario.pid(), scenario.fact("child"));
     assert!(
         fdid::kcmp::same_fd_table(parent, child).unwrap(),
         "ground truth: one table"
     );
-    let settled =
-        |s: &Survey| refs_of(s, parent, scenario.fact("file")).and_then(|r| r.1) == Some(0);
-    let Some(survey) = bpf_survey_settled(&system(), settled) else {
+    let survey = match collector {
+        CollectorKind::Procfs => survey_by(collector, system()),
+        _ => {
+            let settled =
+                |s: &Survey| refs_of(s, parent, scenario.fact("file")).and_then(|r| r.1) == Some(0);
+            let mut options = system();
+            options.collector = collector;
+            bpf_survey_settled(&options, settled)
+        }
+    };
+    let Some(survey) = survey else {
         return;
     };
     let table = survey
@@ -231,8 +257,20 @@ fn processes_sharing_one_fd_table_are_reported_once() {
         .file(id(&survey, parent, scenario.fact("file")))
         .unwrap();
     assert_eq!(file.holders.len(), 1, "not N× duplicate fds");
-    assert_eq!(file.hidden_refs, Some(0), "one table entry, one reference");
+    if collector != CollectorKind::Procfs {
+        assert_eq!(file.hidden_refs, Some(0), "one table entry, one reference");
+    }
     assert!(survey.fds().all(|f| f.record.tgid != child));
+}
+
+#[test]
+fn shared_tables_with_bpf() {
+    processes_sharing_one_fd_table_are_reported_once(CollectorKind::Bpf);
+}
+
+#[test]
+fn shared_tables_with_procfs() {
+    processes_sharing_one_fd_table_are_reported_once(CollectorKind::Procfs);
 }
 
 #[test]
