@@ -309,12 +309,13 @@ impl Btf {
         }
     }
 
-    /// Whether a function named `name` exists (e.g. `bpf_iter_task_file`, which an iterator target
-    /// declares).
-    pub fn has_func(&self, name: &str) -> bool {
+    /// The type id of the function named `name` (e.g. `bpf_iter_task_file`, which an iterator target
+    /// declares and a program of that target attaches to), if it exists.
+    pub fn func_id(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .any(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
+            .position(|ty| ty.kind == KIND_FUNC && self.name(ty.name) == name)
+            .map(|index| index as u32)
     }
 
     /// Size in bytes of the struct `strukt`.

@@ -30,6 +30,7 @@ pub mod btf;
 pub mod check;
 pub mod collect;
 pub mod kcmp;
+pub mod layout_cache;
 pub mod offsets;
 pub mod proc;
 pub mod record;

@@ -129,6 +129,7 @@ impl SurveyArgs {
                 Some(bits) if bits < 64 => (1u64 << bits) - 1,
                 _ => u64::MAX,
             },
+            ..BpfOptions::default()
         };
         options.outside = outside;
         options

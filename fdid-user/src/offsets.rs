@@ -19,6 +19,8 @@ pub struct KernelLayout {
     pub refs_member: &'static str,
     /// Whether the iterator link takes a pid filter (`bpf_iter_link_info.task`, 6.1+).
     pub kernel_pid_filter: bool,
+    /// BTF type id of `bpf_iter_task_file`, the function the program attaches to.
+    pub task_file_func: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum LayoutError {
     },
     #[error("BTF struct `file` has neither `f_ref` nor `f_count`")]
     NoRefCount,
+    #[error("this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)")]
+    NoTaskFileIterator,
 }
 
 fn member(
@@ -64,6 +68,9 @@ fn member(
 impl KernelLayout {
     pub fn resolve(btf: &Btf) -> Result<Self, LayoutError> {
         use MemberKind::{Int, Pointer, Struct, Union};
+        let task_file_func = btf
+            .func_id("bpf_iter_task_file")
+            .ok_or(LayoutError::NoTaskFileIterator)?;
         let int = &[Int][..];
         let ptr = &[Pointer][..];
         let (file_refs, refs_bias, refs_member) = match btf.member("file", "f_ref") {
@@ -110,6 +117,7 @@ impl KernelLayout {
             refs_bias,
             refs_member,
             kernel_pid_filter: btf.composite_has_member("bpf_iter_link_info", "task"),
+            task_file_func,
         })
     }
 }

@@ -321,7 +321,7 @@ fn a_process_exiting_during_the_walk_is_reported_not_an_error() {
     // fdid's check that it exists and the walk.
     let mut reported = false;
     for attempt in 0..90u32 {
-        let lifetime = format!("{:.3}", 0.02 + f64::from(attempt % 30) * 0.01);
+        let lifetime = format!("{:.3}", 0.001 + f64::from(attempt % 30) * 0.002);
         let mut child = Command::new("sleep").arg(&lifetime).spawn().unwrap();
         let output = fdid(&["--pid", &child.id().to_string()]);
         let _ = child.wait();

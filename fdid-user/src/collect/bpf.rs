@@ -3,8 +3,8 @@
 
 use std::{
     fs::File,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
-    path::PathBuf,
+    os::fd::{AsFd, BorrowedFd},
+    path::{Path, PathBuf},
     time::Instant,
 };
 
@@ -14,6 +14,7 @@ use fdid_ebpf::{CONFIG_GLOBAL, FdRecord, IterConfig, PROGRAM_NAME};
 use super::{Collection, Source, Target};
 use crate::{
     btf::{self, Btf},
+    layout_cache::{self, LayoutCache},
     offsets::{KernelLayout, LayoutError},
     record,
 };
@@ -34,8 +35,6 @@ pub enum BpfError {
          xtask setup` in the fdid checkout, then build again)"
     )]
     NotBuilt,
-    #[error("this kernel has no task_file BPF iterator (bpf_iter_task_file missing from BTF)")]
-    NoTaskFileIterator,
     #[error("cannot load the BPF object: {0}")]
     Object(String),
     #[error("the BPF object has no program `{PROGRAM_NAME}`")]
@@ -68,6 +67,9 @@ pub struct BpfOptions {
     pub hash_mask: u64,
     /// Forward the program's aya-log messages to the `log` crate.
     pub forward_logs: bool,
+    /// Directory of the per-boot [`LayoutCache`] (used for the default `btf_path` only; `None`: BTF
+    /// is parsed on every load).
+    pub layout_cache: Option<PathBuf>,
 }
 
 impl Default for BpfOptions {
@@ -76,6 +78,7 @@ impl Default for BpfOptions {
             btf_path: PathBuf::from(btf::VMLINUX_BTF),
             hash_mask: u64::MAX,
             forward_logs: false,
+            layout_cache: Some(PathBuf::from(layout_cache::DEFAULT_DIR)),
         }
     }
 }
@@ -107,12 +110,8 @@ impl BpfCollector {
             return Err(BpfError::NotBuilt);
         }
         let started = Instant::now();
-        let btf = Btf::from_file(&options.btf_path)?;
-        log::debug!("kernel BTF parsed in {:?}", started.elapsed());
-        if !btf.has_func("bpf_iter_task_file") {
-            return Err(BpfError::NoTaskFileIterator);
-        }
-        let layout = KernelLayout::resolve(&btf)?;
+        let layout = kernel_layout(options)?;
+        log::debug!("kernel layout known after {:?}", started.elapsed());
         let program_filter = if layout.kernel_pid_filter {
             0
         } else {
@@ -126,26 +125,29 @@ impl BpfCollector {
             _pad: 0,
             offsets: layout.offsets,
         });
-        // aya needs its own view of the kernel BTF (the iterator's attach point): parsed once, handed to
-        // the loader (which would parse it again only for CO-RE relocations, which this object has
-        // none of) and to `Iter::load`.
-        let kernel_btf = AyaBtf::parse_file(&options.btf_path, aya::Endianness::default())
-            .map_err(|error| BpfError::Object(one_line(&aya::EbpfError::from(error))))?;
-        log::debug!(
-            "aya's view of the kernel BTF parsed after {:?}",
-            started.elapsed()
-        );
-        let mut ebpf = EbpfLoader::new()
-            .btf(&kernel_btf)
-            .override_global(CONFIG_GLOBAL, &config, true)
-            .load(BPF_OBJECT)
-            .map_err(|error| {
-                if permission_denied(&error) {
-                    BpfError::PermissionDenied
-                } else {
-                    BpfError::Object(one_line(&error))
-                }
-            })?;
+        // The stand-in for the kernel BTF takes a few ms to build: on the second core, while aya
+        // parses the object and creates its maps.
+        let (attach_btf, loaded) = std::thread::scope(|scope| {
+            let attach_btf = scope.spawn(|| attach_point_btf(layout.task_file_func));
+            let loaded = EbpfLoader::new()
+                // The object has no CO-RE relocations, so aya reads no kernel BTF; were it to, this
+                // makes it fail loudly instead of parsing the kernel's BTF behind our back.
+                .btf_source(|_| {
+                    Err(aya::EbpfError::BtfSourceError(std::io::Error::other(
+                        "fdid's BPF object needs no kernel BTF",
+                    )))
+                })
+                .override_global(CONFIG_GLOBAL, &config, true)
+                .load(BPF_OBJECT);
+            (attach_btf.join().expect("no panic building a Vec"), loaded)
+        });
+        let mut ebpf = loaded.map_err(|error| {
+            if permission_denied(&error) {
+                BpfError::PermissionDenied
+            } else {
+                BpfError::Object(one_line(&error))
+            }
+        })?;
         let logger = if options.forward_logs {
             match aya_log::EbpfLogger::init(&mut ebpf) {
                 Ok(logger) => Some(logger),
@@ -161,7 +163,7 @@ impl BpfCollector {
             "offsets resolved and object loaded after {:?}",
             started.elapsed()
         );
-        load_program(&mut ebpf, &kernel_btf)?;
+        load_program(&mut ebpf, &attach_btf)?;
         log::debug!("program verified and loaded after {:?}", started.elapsed());
         Ok(Self {
             ebpf,
@@ -242,6 +244,41 @@ pub fn collect(target: &Target, options: &BpfOptions) -> Result<Collection, BpfE
         _ => None,
     };
     BpfCollector::load(options, hint)?.collect(target)
+}
+
+/// The kernel layout: from the per-boot cache when it holds one, else resolved from BTF (and cached).
+fn kernel_layout(options: &BpfOptions) -> Result<KernelLayout, BpfError> {
+    let cache = options
+        .layout_cache
+        .as_deref()
+        .filter(|_| options.btf_path == Path::new(btf::VMLINUX_BTF))
+        .and_then(LayoutCache::for_this_boot);
+    if let Some(layout) = cache.as_ref().and_then(LayoutCache::load) {
+        log::debug!("kernel layout from the per-boot cache");
+        return Ok(layout);
+    }
+    let btf = Btf::from_file(&options.btf_path)?;
+    let layout = KernelLayout::resolve(&btf)?;
+    if let Some(cache) = cache {
+        cache.store(&layout);
+    }
+    Ok(layout)
+}
+
+/// What aya needs of the kernel's BTF to load an iterator: `Iter::load` looks up the type id of
+/// `bpf_iter_task_file` by name and passes it to the kernel as the attach point. Rather than have
+/// aya parse the whole kernel BTF (about 20 ms here) for that one number, it gets a stand-in holding
+/// that function at the kernel's id: placeholders below it, and nothing else.
+fn attach_point_btf(task_file_func: u32) -> AyaBtf {
+    use aya_obj::btf::{BtfType, Func, FuncLinkage};
+    let mut btf = AyaBtf::new();
+    let name = btf.add_string("bpf_iter_task_file");
+    for _ in 1..task_file_func {
+        btf.add_type(BtfType::Unknown);
+    }
+    let id = btf.add_type(BtfType::Func(Func::new(name, 0, FuncLinkage::Global)));
+    debug_assert_eq!(id, task_file_func);
+    btf
 }
 
 fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
@@ -355,84 +392,7 @@ fn random_key() -> Result<[u64; 2], BpfError> {
 
 /// The two `bpf(2)` commands aya (0.16) cannot issue with the arguments fdid needs: its
 /// `Iter::attach` creates the link without `bpf_iter_link_info`, so without the kernel's pid filter.
-mod sys {
-    use super::*;
-
-    const BPF_LINK_CREATE: libc::c_long = 28;
-    const BPF_ITER_CREATE: libc::c_long = 33;
-    const BPF_TRACE_ITER: u32 = 28;
-
-    /// `union bpf_iter_link_info` (uapi): the `task` variant, padded to the union's 16 bytes.
-    #[repr(C)]
-    #[derive(Default)]
-    struct IterLinkInfoTask {
-        tid: u32,
-        pid: u32,
-        pid_fd: u32,
-        _pad: u32,
-    }
-
-    /// The `link_create` member of `union bpf_attr` (uapi), up to `iter_info_len`, zero-padded.
-    #[repr(C)]
-    #[derive(Default)]
-    struct LinkCreateAttr {
-        prog_fd: u32,
-        target_fd: u32,
-        attach_type: u32,
-        flags: u32,
-        iter_info: u64,
-        iter_info_len: u32,
-        _pad: [u32; 9],
-    }
-
-    /// The `iter_create` member of `union bpf_attr` (uapi).
-    #[repr(C)]
-    #[derive(Default)]
-    struct IterCreateAttr {
-        link_fd: u32,
-        flags: u32,
-    }
-
-    fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
-        // SAFETY: `attr` is a live, zero-initialised repr(C) prefix of `union bpf_attr` of the size we
-        // pass; the kernel zero-extends shorter attrs and only reads what the command defines.
-        let rc =
-            unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: on success both commands return a new fd that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
-    }
-
-    /// `BPF_LINK_CREATE` for an iterator program; with `pid`, the kernel walks only that process
-    /// (`bpf_iter_link_info.task.pid`, 6.1+).
-    pub fn iter_link_create(program: BorrowedFd<'_>, pid: Option<u32>) -> std::io::Result<OwnedFd> {
-        let info = IterLinkInfoTask {
-            pid: pid.unwrap_or(0),
-            ..Default::default()
-        };
-        let mut attr = LinkCreateAttr {
-            prog_fd: program.as_raw_fd() as u32,
-            attach_type: BPF_TRACE_ITER,
-            ..Default::default()
-        };
-        if pid.is_some() {
-            attr.iter_info = std::ptr::from_ref(&info) as u64;
-            attr.iter_info_len = size_of::<IterLinkInfoTask>() as u32;
-        }
-        bpf(BPF_LINK_CREATE, &mut attr)
-    }
-
-    /// `BPF_ITER_CREATE`: a readable instance of the iterator behind `link`.
-    pub fn iter_create(link: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
-        let mut attr = IterCreateAttr {
-            link_fd: link.as_raw_fd() as u32,
-            flags: 0,
-        };
-        bpf(BPF_ITER_CREATE, &mut attr)
-    }
-}
+mod sys;
 
 #[cfg(test)]
 mod tests {
@@ -463,13 +423,10 @@ mod tests {
     /// past the end of the struct in a copy of the kernel's BTF.
     #[test]
     fn a_wrong_offset_is_refused_by_the_verifier() {
-        let real = std::path::Path::new(crate::btf::VMLINUX_BTF);
-        let in_ci = crate::in_ci();
-        // SAFETY: geteuid has no preconditions.
-        if (!real.exists() || unsafe { libc::geteuid() } != 0) && !in_ci {
-            eprintln!("SKIPPED: needs root and {}", real.display());
+        if !can_load_bpf() {
             return;
         }
+        let real = std::path::Path::new(crate::btf::VMLINUX_BTF);
         let btf = Btf::from_file(real).unwrap();
         let size = btf.struct_size("task_struct").unwrap();
         let at = btf.member_offset_position("task_struct", "tgid").unwrap();
@@ -491,6 +448,74 @@ mod tests {
             }
             Err(other) => panic!("expected the verifier to refuse the program, got: {other}"),
             Ok(_) => panic!("a load past the end of task_struct was accepted"),
+        }
+    }
+
+    /// Skips (outside CI) where BPF cannot load.
+    fn can_load_bpf() -> bool {
+        let real = std::path::Path::new(crate::btf::VMLINUX_BTF);
+        // SAFETY: geteuid has no preconditions.
+        if (!real.exists() || unsafe { libc::geteuid() } != 0) && !crate::in_ci() {
+            eprintln!("SKIPPED: needs root and {}", real.display());
+            return false;
+        }
+        true
+    }
+
+    /// aya's stand-in for the kernel BTF names `bpf_iter_task_file` at the id aya itself finds in
+    /// the real kernel BTF (an off-by-one among the placeholders would attach to another function).
+    #[test]
+    fn the_attach_point_stand_in_has_the_kernels_id() {
+        let real = std::path::Path::new(crate::btf::VMLINUX_BTF);
+        if !real.exists() && !crate::in_ci() {
+            eprintln!("SKIPPED: {} is missing", real.display());
+            return;
+        }
+        let ours = Btf::from_file(real).unwrap().func_id("bpf_iter_task_file");
+        let kind = aya_obj::btf::BtfKind::Func;
+        let aya_view = super::AyaBtf::parse_file(real, aya::Endianness::default()).unwrap();
+        let expected = aya_view
+            .id_by_type_name_kind("bpf_iter_task_file", kind)
+            .unwrap();
+        assert_eq!(ours, Some(expected));
+        let stand_in = super::attach_point_btf(expected);
+        assert_eq!(
+            stand_in
+                .id_by_type_name_kind("bpf_iter_task_file", kind)
+                .unwrap(),
+            expected
+        );
+    }
+
+    /// The per-boot cache is what the program is loaded with: a cached layout for this boot with a
+    /// wrong `task_struct.tgid` is refused by the verifier, where parsing the BTF would have worked.
+    #[test]
+    fn a_cached_layout_is_used_as_it_is() {
+        if !can_load_bpf() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("fdid-cache-used-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = crate::layout_cache::LayoutCache::for_this_boot(&dir).unwrap();
+        let btf = Btf::from_file(std::path::Path::new(crate::btf::VMLINUX_BTF)).unwrap();
+        let mut layout = crate::offsets::KernelLayout::resolve(&btf).unwrap();
+        let options = BpfOptions {
+            layout_cache: Some(dir.clone()),
+            ..BpfOptions::default()
+        };
+        cache.store(&layout);
+        assert!(
+            BpfCollector::load(&options, None).is_ok(),
+            "the right layout loads"
+        );
+        layout.offsets.task_tgid = btf.struct_size("task_struct").unwrap() + 64;
+        cache.store(&layout);
+        let result = BpfCollector::load(&options, None);
+        let _ = std::fs::remove_dir_all(&dir);
+        match result {
+            Err(BpfError::Verifier(_)) => {}
+            Err(other) => panic!("expected the verifier to refuse the cached layout, got: {other}"),
+            Ok(_) => panic!("the cached layout was not used"),
         }
     }
 
