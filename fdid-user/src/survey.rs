@@ -22,7 +22,7 @@ use std::{
 };
 
 use crate::{
-    collect::{self, Collection, Source, Target, bpf::BpfOptions},
+    collect::{self, Collection, Source, Target, bpf::BpfOptions, plan::Plan},
     kcmp, proc,
     record::FdRecord,
     tree::{GenidTree, OpenFileId, make_genid},
@@ -168,6 +168,8 @@ pub struct SurveyStats {
     pub verify: VerifyStats,
     /// Why the BPF collector could not be used, when `CollectorKind::Auto` fell back to procfs.
     pub fallback: Option<String>,
+    /// Why `CollectorKind::Auto` planned procfs for this survey (what it lacks included).
+    pub plan: Option<String>,
     /// Processes whose fds could not be read (procfs without the privileges to look at them).
     pub unreadable: Vec<u32>,
     /// Processes of the scope that exited before the walk reached them (their fds are absent).
@@ -202,7 +204,7 @@ impl Survey {
     pub fn run(options: &SurveyOptions) -> Result<Self, SurveyError> {
         let started = Instant::now();
         let scope = resolve_scope(&options.scope)?;
-        let (mut collector, fallback) = Collector::new(options)?;
+        let (mut collector, fallback, plan) = Collector::new(options, scope.as_ref())?;
         let (mut collection, mut own_refs) = match &scope {
             None => collector.collect(&Target::All)?,
             Some(pids) => collector.collect(&Target::Pids(pids.iter().copied().collect()))?,
@@ -312,6 +314,7 @@ impl Survey {
                 whole_system,
                 verify: verify_stats,
                 fallback,
+                plan,
                 unreadable: collection.unreadable,
                 exited,
                 collect_time,
@@ -465,19 +468,32 @@ enum Collector {
 }
 
 impl Collector {
-    /// The collector to use, and why BPF was not used when `Auto` fell back to procfs.
-    fn new(options: &SurveyOptions) -> Result<(Self, Option<String>), SurveyError> {
+    /// The collector to use, why BPF was not used when `Auto` fell back to procfs, and why `Auto`
+    /// planned procfs.
+    fn new(
+        options: &SurveyOptions,
+        scope: Option<&BTreeSet<u32>>,
+    ) -> Result<(Self, Option<String>, Option<String>), SurveyError> {
         // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
         // link's pid filter walk everything and the scope is filtered in userspace.
         let load =
             || collect::bpf::BpfCollector::load(&options.bpf, None).map(|c| Self::Bpf(Box::new(c)));
         Ok(match options.collector {
-            CollectorKind::Bpf => (load()?, None),
-            CollectorKind::Procfs => (Self::Procfs, None),
-            CollectorKind::Auto => match load() {
-                Ok(collector) => (collector, None),
-                Err(error) => (Self::Procfs, Some(error.to_string())),
-            },
+            CollectorKind::Bpf => (load()?, None, None),
+            CollectorKind::Procfs => (Self::Procfs, None, None),
+            CollectorKind::Auto => {
+                let scope_only = options.outside == OutsideHolders::Never;
+                match collect::plan::plan(scope, scope_only) {
+                    Plan::Procfs(reason) => {
+                        log::debug!("{reason}");
+                        (Self::Procfs, None, Some(reason))
+                    }
+                    Plan::Bpf => match load() {
+                        Ok(collector) => (collector, None, None),
+                        Err(error) => (Self::Procfs, Some(error.to_string()), None),
+                    },
+                }
+            }
         })
     }
 

@@ -296,3 +296,65 @@ fn pids_inside_a_new_pid_namespace_are_that_namespaces_pids() {
         "holders outside the namespace are invisible"
     );
 }
+
+/// The descriptions of a JSON survey as sets of (pid, fd) holders, and the summary's source.
+fn partition_of(json: &serde_json::Value) -> (std::collections::BTreeSet<Vec<(u64, u64)>>, String) {
+    let partition = json["files"]
+        .as_array()
+        .expect("files array")
+        .iter()
+        .map(|file| {
+            let mut holders: Vec<(u64, u64)> = file["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (h["pid"].as_u64().unwrap(), h["fd"].as_u64().unwrap()))
+                .collect();
+            holders.sort_unstable();
+            holders
+        })
+        .collect();
+    let source = json["summary"]["source"].as_str().unwrap().to_owned();
+    (partition, source)
+}
+
+#[test]
+fn a_small_scope_only_survey_is_planned_on_procfs_with_the_same_grouping_as_bpf() {
+    // fds 3, 4 and 5: one /dev/null description; 6: a second open of it; 7: /dev/zero.
+    let script =
+        "exec 3</dev/null 4<&3 5<&3 6</dev/null; exec 7<>/dev/zero; echo $$; exec sleep 30";
+    let (mut shell, pid) = shell_printing_a_pid(script);
+    let pid = pid.to_string();
+    let planned = fdid(&["--pid", &pid, "--scope-only", "--json"]);
+    let bpf = fdid(&[
+        "--pid",
+        &pid,
+        "--scope-only",
+        "--json",
+        "--collector",
+        "bpf",
+    ]);
+    shell.kill().ok();
+    shell.wait().ok();
+    let (Some(planned), Some(bpf)) = (json_of(&planned), json_of(&bpf)) else {
+        return;
+    };
+    let (planned_partition, planned_source) = partition_of(&planned);
+    let (bpf_partition, bpf_source) = partition_of(&bpf);
+    assert_eq!(planned_source, "procfs", "10 fds are cheaper on procfs");
+    let plan = planned["summary"]["plan"]
+        .as_str()
+        .expect("the plan says why");
+    assert!(plan.contains("no reference counts"), "{plan}");
+    assert_eq!(bpf_source, "bpf");
+    assert_eq!(bpf["summary"]["plan"], serde_json::Value::Null);
+    assert_eq!(
+        planned_partition, bpf_partition,
+        "the same answer either way"
+    );
+    let pid: u64 = pid.parse().unwrap();
+    assert!(
+        planned_partition.contains(&vec![(pid, 3), (pid, 4), (pid, 5)]),
+        "{planned_partition:?}"
+    );
+}

@@ -1,9 +1,10 @@
 //! Stage 1 of the pipeline: collect one [`FdRecord`] per open fd, from the BPF iterator or from procfs.
 
 pub mod bpf;
+pub mod plan;
 pub mod procfs;
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use crate::record::FdRecord;
 
@@ -14,6 +15,15 @@ pub enum Source {
     Bpf,
     /// `/proc/PID/fd` and `/proc/PID/fdinfo`: no pointer hash and no reference count; identity needs kcmp.
     Procfs,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bpf => "bpf",
+            Self::Procfs => "procfs",
+        })
+    }
 }
 
 /// Which processes to collect.

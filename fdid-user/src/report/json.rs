@@ -12,7 +12,7 @@
 use std::io::{self, Write};
 
 use super::{Names, dev_string, file_type};
-use crate::{collect::Source, survey::Survey};
+use crate::survey::Survey;
 
 /// Writes `s` as a JSON string literal.
 pub fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
@@ -287,7 +287,7 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
     let stats = &survey.stats;
     write!(
         out,
-        "],\"summary\":{{\"processes\":{},\"fds\":{},\"files\":{},\"shared_files\":{},\"kcmp_calls\":{},\"splits\":{},\"unconfirmed_fds\":{},\"source\":\"{}\",\"kernel_filtered\":{},\"whole_system\":{},\"collect_ms\":{:.3},\"elapsed_ms\":{:.3}}}}}",
+        "],\"summary\":{{\"processes\":{},\"fds\":{},\"files\":{},\"shared_files\":{},\"kcmp_calls\":{},\"splits\":{},\"unconfirmed_fds\":{},\"source\":\"{}\",\"kernel_filtered\":{},\"whole_system\":{},\"collect_ms\":{:.3},\"elapsed_ms\":{:.3},\"plan\":",
         survey.processes(),
         survey.len(),
         survey.files.len(),
@@ -295,16 +295,17 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         stats.verify.kcmp_calls,
         stats.verify.splits,
         stats.verify.unconfirmed_fds,
-        match stats.source {
-            Source::Bpf => "bpf",
-            Source::Procfs => "procfs",
-        },
+        stats.source,
         stats.kernel_filtered,
         stats.whole_system,
         stats.collect_time.as_secs_f64() * 1e3,
         stats.elapsed.as_secs_f64() * 1e3,
     )?;
-    out.write_all(b"\n")
+    match &stats.plan {
+        Some(plan) => write_str(out, plan)?,
+        None => out.write_all(b"null")?,
+    }
+    out.write_all(b"}}\n")
 }
 
 #[cfg(test)]

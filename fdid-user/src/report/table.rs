@@ -113,18 +113,23 @@ pub fn summary_line(survey: &Survey) -> String {
     format!(
         "{processes} processes, {fds} fds, {files} open file descriptions, {shared} shared; \
          kcmp {calls} calls, {splits} splits, {unconfirmed} unconfirmed; \
-         {source} ({walk}) {collect:.1} ms, total {total:.1} ms",
+         {source}{walk} {collect:.1} ms, total {total:.1} ms{plan}",
         processes = survey.processes_in_scope().len(),
         files = in_scope.len(),
         calls = stats.verify.kcmp_calls,
         splits = stats.verify.splits,
         unconfirmed = stats.verify.unconfirmed_fds,
-        source = match stats.source {
-            crate::collect::Source::Bpf => "bpf",
-            crate::collect::Source::Procfs => "procfs",
+        source = stats.source,
+        walk = if walk.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", walk.join(", "))
         },
-        walk = walk.join(", "),
         collect = stats.collect_time.as_secs_f64() * 1e3,
         total = stats.elapsed.as_secs_f64() * 1e3,
+        plan = match &stats.plan {
+            Some(reason) => format!("; {reason}"),
+            None => String::new(),
+        },
     )
 }

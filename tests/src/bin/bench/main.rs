@@ -6,7 +6,11 @@
 //! mode, `fdid --pid` on the workload's root (its biggest process), fdid's procfs collector, and
 //! `lsfd`/`lsof` (whole system and `-p`) when installed. Writes `report.md` and `time-vs-fds.svg`.
 //!
+//! Before the sizes, the ordinary ones ([`ordinary`]): one process with 10 fds and the idle machine.
+//!
 //! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding.
+
+mod ordinary;
 
 use std::{
     collections::HashMap,
@@ -271,6 +275,13 @@ fn run_bench(options: &Options) -> Result<()> {
     }
     let lsfd = which("lsfd");
     let lsof = which("lsof");
+    eprintln!("== ordinary sizes");
+    let ordinary = ordinary::run(
+        &options.fdid,
+        lsof.as_ref(),
+        lsfd.as_ref(),
+        options.runs * 7,
+    )?;
     let mut rows: Vec<Row> = Vec::new();
     for &size in &options.sizes {
         eprintln!("== {size} fds: starting the workload");
@@ -415,7 +426,7 @@ fn run_bench(options: &Options) -> Result<()> {
             });
         }
     }
-    let report = report(&rows, options);
+    let report = report(&ordinary, &rows, options);
     std::fs::write(options.out.join("report.md"), &report)?;
     std::fs::write(options.out.join("time-vs-fds.svg"), plot(&rows))?;
     println!("{report}");
@@ -427,7 +438,7 @@ fn run_bench(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn report(rows: &[Row], options: &Options) -> String {
+fn report(ordinary: &str, rows: &[Row], options: &Options) -> String {
     let mut out = String::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism()
@@ -439,6 +450,7 @@ fn report(rows: &[Row], options: &Options) -> String {
         kernel.trim(),
         options.runs
     );
+    let _ = writeln!(out, "{ordinary}");
     let _ = writeln!(
         out,
         "| fds | tool | median wall | peak RSS | fds/s | × raw walk | grouping vs ground truth |"
