@@ -26,6 +26,7 @@
 //! # Ok::<(), fdid::survey::SurveyError>(())
 //! ```
 
+pub mod alloc;
 pub mod btf;
 pub mod check;
 pub mod collect;
