@@ -26,7 +26,6 @@
 //! # Ok::<(), fdid::survey::SurveyError>(())
 //! ```
 
-pub mod alloc;
 pub mod btf;
 pub mod check;
 pub mod collect;

@@ -136,10 +136,6 @@ impl SurveyArgs {
     }
 }
 
-/// Large buffers on transparent huge pages (see `fdid::alloc`).
-#[global_allocator]
-static ALLOCATOR: fdid::alloc::HugePageAlloc = fdid::alloc::HugePageAlloc;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
