@@ -28,7 +28,15 @@ pub fn plan(scope: Option<&BTreeSet<u32>>, scope_only: bool) -> Plan {
     let Some(pids) = scope.filter(|_| scope_only) else {
         return Plan::Bpf;
     };
-    plan_for(pids.iter().map(|&pid| fd_count(pid)).sum())
+    // Counting stops past the limit: listing a big process's fds would cost what procfs would.
+    let mut fds = 0;
+    for &pid in pids {
+        fds += fd_count(pid, PROCFS_MAX_FDS + 1 - fds);
+        if fds > PROCFS_MAX_FDS {
+            break;
+        }
+    }
+    plan_for(fds)
 }
 
 /// The choice for a `--scope-only` scope holding `fds` fds.
@@ -43,9 +51,9 @@ fn plan_for(fds: usize) -> Plan {
     }
 }
 
-/// Number of fds of `pid`'s fd table (0 when it is gone).
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+/// Number of fds of `pid`'s fd table, counted up to `limit` (0 when it is gone).
+fn fd_count(pid: u32, limit: usize) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.take(limit).count())
 }
 
 #[cfg(test)]
@@ -63,6 +71,18 @@ mod tests {
         }
         assert!(matches!(plan_for(PROCFS_MAX_FDS), Plan::Procfs(_)));
         assert_eq!(plan_for(PROCFS_MAX_FDS + 1), Plan::Bpf);
+    }
+
+    /// Planning a big process must not list all of its fds (that costs what procfs would).
+    #[test]
+    fn counting_stops_at_the_limit() {
+        let me = std::process::id();
+        assert!(
+            fd_count(me, usize::MAX) >= 3,
+            "stdin, stdout, stderr at least"
+        );
+        assert_eq!(fd_count(me, 2), 2);
+        assert_eq!(fd_count(u32::MAX, 10), 0, "no such process");
     }
 
     #[test]
