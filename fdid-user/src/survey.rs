@@ -237,8 +237,9 @@ impl Survey {
             whole_system = false;
         }
         log::debug!(
-            "collected {} records after {:?}",
+            "collected {} records from {} after {:?}",
             collection.records.len(),
+            collection.source,
             started.elapsed()
         );
         // A process of the scope that is gone and left no record exited during the survey: not an

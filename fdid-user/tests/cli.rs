@@ -83,7 +83,7 @@ fn a_shell_holding_a_dup_is_shown_as_one_description() {
         "summary line: {summary}"
     );
     assert!(
-        summary.contains("kernel pid filter"),
+        summary.contains("; bpf (kernel pid filter"),
         "summary line: {summary}"
     );
 }
@@ -127,6 +127,13 @@ fn survey_ran(output: &Output) -> bool {
     true
 }
 
+/// For outputs that do not name their collector (DOT, `check`): `-v` says where the records came
+/// from. No silent procfs.
+fn assert_bpf_used(output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(" records from bpf after "), "{stderr}");
+}
+
 /// The JSON fdid printed; `None` when the test skips (see `survey_ran`).
 fn json_of(output: &Output) -> Option<serde_json::Value> {
     if !survey_ran(output) {
@@ -137,7 +144,12 @@ fn json_of(output: &Output) -> Option<serde_json::Value> {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    Some(serde_json::from_slice(&output.stdout).expect("valid JSON"))
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    // A survey that ran used BPF unless the planner says why not: no silent procfs.
+    if json["summary"]["plan"].is_null() {
+        assert_eq!(json["summary"]["source"], "bpf", "{}", json["summary"]);
+    }
+    Some(json)
 }
 
 #[test]
@@ -183,12 +195,13 @@ fn json_is_one_object_with_fds_files_and_summary() {
 #[test]
 fn dot_draws_the_process_and_the_description_it_holds_twice() {
     let (mut shell, pid) = shell_printing_a_pid("exec 3</dev/null 4<&3; echo $$; exec sleep 30");
-    let output = fdid(&["--dot", "--pid", &pid.to_string()]);
+    let output = fdid(&["--dot", "--pid", &pid.to_string(), "-v"]);
     shell.kill().ok();
     shell.wait().ok();
     if !survey_ran(&output) {
         return;
     }
+    assert_bpf_used(&output);
     let dot = String::from_utf8_lossy(&output.stdout);
     assert!(dot.starts_with("digraph fdid {"), "{dot}");
     assert!(dot.contains(&format!("p{pid} [shape=box")), "{dot}");
@@ -206,7 +219,7 @@ fn check_catches_an_fd_leaked_to_a_child_across_exec() {
     let (mut shell, child) = shell_printing_a_pid("exec 5</dev/null; sleep 30 & echo $!; wait");
     let child_arg = child.to_string();
     let strict = fdid(&["check", "--pid", &child_arg, "--no-inherited"]);
-    let lenient = fdid(&["check", "--pid", &child_arg]);
+    let lenient = fdid(&["check", "--pid", &child_arg, "-v"]);
     let allowed = fdid(&[
         "check",
         "--pid",
@@ -220,6 +233,7 @@ fn check_catches_an_fd_leaked_to_a_child_across_exec() {
     if !survey_ran(&lenient) {
         return;
     }
+    assert_bpf_used(&lenient);
     let strict_out = String::from_utf8_lossy(&strict.stdout);
     assert_eq!(
         strict.status.code(),

@@ -1,13 +1,22 @@
 //! After every kind of run — normal, failed, interrupted mid-walk, cut off by a closed pipe — no BPF
 //! program, link or map of fdid's is left in the kernel.
 //!
-//! One test in its own binary: cargo runs test binaries one after another, so nothing else loads fdid's
-//! program while this one counts.
+//! Tests in their own binary, one at a time: cargo runs test binaries one after another, and [`SERIAL`]
+//! keeps this binary's tests apart, so nothing else loads fdid's program while one counts.
 
 use std::{
     process::{Command, Stdio},
+    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
+
+use fdid::collect::{
+    Target,
+    bpf::{BpfCollector, BpfOptions},
+};
+
+/// Held by each test while it counts.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 mod common;
 
@@ -77,19 +86,59 @@ fn fd_holders() -> Vec<std::process::Child> {
         .collect()
 }
 
-#[test]
-fn no_bpf_object_survives_any_kind_of_run() {
+/// The objects before a test, once earlier test binaries' programs are gone (they are freed shortly
+/// after those exit); `None` when the test skips.
+fn clean_baseline() -> Option<(usize, usize, usize)> {
     if !common::is_root() && !common::in_ci() {
         eprintln!("SKIPPED: needs root to see BPF objects");
-        return;
+        return None;
     }
-    // Earlier test binaries' programs are freed shortly after they exit.
     let deadline = Instant::now() + Duration::from_secs(5);
     while fdid_objects().0 > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let baseline = fdid_objects();
     assert_eq!(baseline.0, 0, "no fdid program before the test");
+    Some(baseline)
+}
+
+/// A long-lived library user (a daemon that surveys again and again) keeps one program loaded and
+/// no link between walks: each walk's link and iterator are closed when it ends.
+#[test]
+fn a_long_lived_collector_keeps_one_program_and_no_links() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(baseline) = clean_baseline() else {
+        return;
+    };
+    let mut collector = BpfCollector::load(&BpfOptions::default(), None).expect("load");
+    let loaded = (baseline.0 + 1, baseline.1, baseline.2 + 1);
+    assert_eq!(fdid_objects().0, loaded.0, "the counting sees the program");
+    let me = std::process::id();
+    for round in 0..20 {
+        let target = if round % 2 == 0 {
+            Target::All
+        } else {
+            Target::Pids(vec![me])
+        };
+        let collection = collector.collect(&target).expect("collect");
+        assert!(collection.records.iter().any(|r| r.tgid == me));
+        assert_nothing_left(loaded, &format!("walk {round} of one collector"));
+        assert_eq!(
+            fdid_objects().0,
+            loaded.0,
+            "still one program after walk {round}"
+        );
+    }
+    drop(collector);
+    assert_nothing_left(baseline, "dropping the collector");
+}
+
+#[test]
+fn no_bpf_object_survives_any_kind_of_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(baseline) = clean_baseline() else {
+        return;
+    };
 
     // A normal run, and the check that the counting sees fdid's objects at all: a slow consumer keeps
     // fdid alive mid-output.

@@ -272,6 +272,41 @@ fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     vec![child]
 }
 
+/// Two children of this process: the first opens a file after the fork (the parent never holds it)
+/// and passes it to its sibling over a socketpair made before the fork.
+fn siblings(facts: &mut Facts) -> Vec<libc::pid_t> {
+    let mut pair = [0; 2];
+    // SAFETY: socketpair writes two fds into the local array.
+    check(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
+        "socketpair",
+    );
+    let (from_receiver, from_sender) = (pipe(), pipe());
+    let parent = std::process::id() as libc::pid_t;
+    let receiver = fork();
+    if receiver == 0 {
+        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
+        write_i32(from_receiver[1], received);
+        child_forever(parent, pause);
+    }
+    let sender = fork();
+    if sender == 0 {
+        let path = scratch_file("siblings");
+        let file = open(&path, libc::O_RDWR);
+        unlink(&path);
+        send_fd(pair[0], file).unwrap_or_else(|_| {
+            check(-1, "sendmsg");
+        });
+        write_i32(from_sender[1], file);
+        child_forever(parent, pause);
+    }
+    facts.add("receiver", receiver);
+    facts.add("received", read_i32(from_receiver[0]));
+    facts.add("sender", sender);
+    facts.add("file", read_i32(from_sender[0]));
+    vec![receiver, sender]
+}
+
 /// An abstract unix socket address (`\0NAME`).
 fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
@@ -546,6 +581,7 @@ fn main() {
             fork_tree(&mut facts, count(1), extra_files)
         }
         Some("scm") => scm(&mut facts),
+        Some("siblings") => siblings(&mut facts),
         Some("scm-recv") => {
             listener = Some(scm_listen(&name));
             Vec::new()
@@ -568,7 +604,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
             );
             std::process::exit(2);
         }
