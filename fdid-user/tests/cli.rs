@@ -372,3 +372,48 @@ fn a_small_scope_only_survey_is_planned_on_procfs_with_the_same_grouping_as_bpf(
         "{planned_partition:?}"
     );
 }
+
+#[test]
+fn fdids_own_fds_are_not_hidden_references_of_what_it_shares_with_the_scope() {
+    // The target's stdout and fdid's stderr are one pipe description (in real life: the terminal of
+    // the shell that runs fdid).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut target = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().expect("dup"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sleep");
+    let pid = target.id();
+    let output = Command::new(FDID)
+        .args(["--pid", &pid.to_string(), "--json"])
+        .stderr(writer)
+        .output()
+        .expect("run fdid");
+    target.kill().ok();
+    target.wait().ok();
+    drop(reader);
+    let Some(json) = json_of(&output) else { return };
+    let stdout_id = json["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["pid"] == pid && f["fd"] == 1)
+        .expect("the target's stdout")["id"]
+        .clone();
+    let file = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == stdout_id)
+        .expect("its description");
+    // Holders: the target's fd 1, and this test's copy (its Command keeps one while fdid runs);
+    // fdid's own fd 2 is the one reference more, and not a hidden one.
+    let holders = file["holders"].as_array().unwrap().len() as u64;
+    assert_eq!(file["refs"], holders + 1, "{file}");
+    assert_eq!(
+        file["hidden_refs"], 0,
+        "fdid's own fd is not hidden: {file}"
+    );
+}
