@@ -225,54 +225,83 @@ fn no_output_or_log_holds_a_kernel_address() {
         kernel_addresses("file at 0xffff888003a1c2c0, or 18446612682087579328; fd 3, ino 10010625"),
         ["0xffff888003a1c2c0", "18446612682087579328"]
     );
-    let reports: Vec<Output> = [
-        &["-v", "--all"][..],
-        &["--json"][..],
-        &["--dot"][..],
-        &["-v", "--pid", "1", "--json"][..],
-    ]
-    .iter()
-    .map(|args| fdid(args))
-    .collect();
+    let runs: [&[&str]; 4] = [
+        &["-v", "--all"],
+        &["--json"],
+        &["--dot"],
+        &["-v", "--pid", "1", "--json"],
+    ];
+    let reports: Vec<Output> = runs.iter().map(|args| fdid(args)).collect();
     if !reports[0].status.success() && !in_ci() && !is_root() {
         eprintln!("SKIPPED: needs root for BPF");
         return;
     }
-    for output in &reports {
+    for (args, output) in runs.iter().zip(&reports) {
         assert!(output.status.success(), "{}", stderr_of(output));
-        // The JSON ids are genid << 32 | subid: a genid can have its top bits set, so ids are checked
-        // for their shape (a small subid) rather than excluded.
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let ids: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&output.stdout) {
-            Ok(json) => json["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["id"].as_u64().unwrap())
-                .inspect(|id| {
-                    assert!(
-                        id & 0xffff_ffff <= 1 << 24,
-                        "id {id:#x} has the shape of a pointer"
-                    )
-                })
-                .map(|id| id.to_string())
-                .collect(),
-            Err(_) => Vec::new(),
+        // Description ids are genid << 32 | subid: a genid can have its top bits set, so ids are
+        // checked for their shape (a small subid) rather than for their value.
+        let ids: Vec<u64> = if args.contains(&"--json") {
+            json_ids(&output.stdout)
+        } else if args.contains(&"--dot") {
+            dot_ids(&stdout)
+        } else {
+            Vec::new()
         };
+        for id in &ids {
+            assert!(
+                id & 0xffff_ffff <= 1 << 24,
+                "{args:?}: id {id:#x} has the shape of a pointer"
+            );
+        }
         let suspicious: Vec<String> = kernel_addresses(&stdout)
             .into_iter()
-            .filter(|word| !ids.contains(word))
+            .filter(|word| {
+                let number = word.strip_prefix('f').unwrap_or(word);
+                !number.parse().is_ok_and(|n: u64| ids.contains(&n))
+            })
             .collect();
         assert!(
             suspicious.is_empty(),
-            "kernel-looking values in the output: {suspicious:?}"
+            "{args:?}: kernel-looking values in the output: {suspicious:?}"
         );
         let logs = kernel_addresses(&stderr_of(output));
         assert!(
             logs.is_empty(),
-            "kernel-looking values in the logs: {logs:?}"
+            "{args:?}: kernel-looking values in the logs: {logs:?}"
         );
     }
+}
+
+/// Every description id of a JSON report (which must parse): each fd's and each file's, the same set.
+fn json_ids(stdout: &[u8]) -> Vec<u64> {
+    let json: serde_json::Value = serde_json::from_slice(stdout).expect("the JSON report parses");
+    let ids_in = |key: &str| -> std::collections::BTreeSet<u64> {
+        json[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("`{key}` is an array"))
+            .iter()
+            .map(|entry| entry["id"].as_u64().expect("ids are unsigned integers"))
+            .collect()
+    };
+    let (of_fds, of_files) = (ids_in("fds"), ids_in("files"));
+    assert_eq!(of_fds, of_files, "every fd's description is listed");
+    of_files.into_iter().collect()
+}
+
+/// The description ids in a DOT report's node names (`f<id>`); process nodes (`p<pid>`) are pids.
+fn dot_ids(dot: &str) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for token in dot.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let numeric = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
+        if let Some(digits) = token.strip_prefix('f').filter(|rest| numeric(rest)) {
+            ids.push(digits.parse().expect("a node name holds a 64-bit id"));
+        } else if let Some(digits) = token.strip_prefix('p').filter(|rest| numeric(rest)) {
+            let _: u32 = digits.parse().expect("a process node name holds a pid");
+        }
+    }
+    assert!(!ids.is_empty(), "the DOT report has description nodes");
+    ids
 }
 
 #[test]
