@@ -224,6 +224,40 @@ fn pid_filter_makes_the_kernel_walk_only_that_process() {
     );
 }
 
+/// The filter kernels before 6.1 rely on — the program itself drops other processes' records — is
+/// checked on the raw collection (the collector filters nothing else then): every fd table of the
+/// process, its own-table thread's included, and nothing of anyone else.
+#[test]
+fn the_programs_own_pid_filter_keeps_the_process_and_its_threads_tables_only() {
+    let scenario = Scenario::start(SCENARIO, &["threads", "2"]);
+    let (pid, tid) = (scenario.pid(), scenario.fact("own_table_tid"));
+    let options = BpfOptions {
+        force_program_filter: true,
+        ..BpfOptions::default()
+    };
+    let Some(collection) = bpf_collect(&Target::Pids(vec![pid]), &options) else {
+        return;
+    };
+    assert!(
+        !collection.kernel_filtered,
+        "the program filtered, not the kernel"
+    );
+    assert!(
+        collection.records.iter().all(|r| r.tgid == pid),
+        "records of other processes"
+    );
+    assert!(
+        collection.records.iter().any(|r| r.tid == tid),
+        "the thread with its own fd table (tgid {pid}, tid {tid}) is kept"
+    );
+    let procfs = procfs_collect(&Target::Pids(vec![pid]));
+    assert_eq!(
+        collection.records.len(),
+        procfs.records.len(),
+        "every fd of every table of the process, no more"
+    );
+}
+
 #[test]
 fn procfs_collector_groups_the_fork_tree_like_bpf() {
     let scenario = Scenario::start(SCENARIO, &["fork", "2"]);

@@ -52,7 +52,7 @@ pub enum BpfError {
     },
     #[error("reading the iterator: {0}")]
     Read(std::io::Error),
-    #[error("the program was loaded to filter on process {0}; it cannot walk every process")]
+    #[error("the program was loaded to filter on process {0}; it cannot walk other processes")]
     FilteredProgram(u32),
     #[error("no random key: {0}")]
     Random(String),
@@ -67,6 +67,9 @@ pub struct BpfOptions {
     pub hash_mask: u64,
     /// Forward the program's aya-log messages to the `log` crate.
     pub forward_logs: bool,
+    /// Make the program filter on the load's one target process even where the kernel's iterator
+    /// link could (tests of the path kernels before 6.1 take).
+    pub force_program_filter: bool,
     /// Directory of the per-boot [`LayoutCache`] (used for the default `btf_path` only; `None`: BTF
     /// is parsed on every load).
     pub layout_cache: Option<PathBuf>,
@@ -78,6 +81,7 @@ impl Default for BpfOptions {
             btf_path: PathBuf::from(btf::VMLINUX_BTF),
             hash_mask: u64::MAX,
             forward_logs: false,
+            force_program_filter: false,
             layout_cache: Some(PathBuf::from(layout_cache::DEFAULT_DIR)),
         }
     }
@@ -112,7 +116,7 @@ impl BpfCollector {
         let started = Instant::now();
         let layout = kernel_layout(options)?;
         log::debug!("kernel layout known after {:?}", started.elapsed());
-        let program_filter = if layout.kernel_pid_filter {
+        let program_filter = if layout.kernel_pid_filter && !options.force_program_filter {
             0
         } else {
             filter_hint.unwrap_or(0)
@@ -183,7 +187,19 @@ impl BpfCollector {
         let started = Instant::now();
         let program = program_fd(&mut self.ebpf)?;
         let mut records = Vec::new();
+        let filter = self.program_filter;
         let kernel_filtered = match target {
+            // Cannot happen through Survey (it loads without a program filter); say so rather than
+            // return a partial walk.
+            Target::All if filter != 0 => return Err(BpfError::FilteredProgram(filter)),
+            Target::Pids(pids) if filter != 0 && pids[..] != [filter] => {
+                return Err(BpfError::FilteredProgram(filter));
+            }
+            // The program itself keeps only that process's records: nothing to drop here.
+            Target::Pids(_) if filter != 0 => {
+                read_iterator(program, None, &mut records)?;
+                false
+            }
             Target::Pids(pids) if self.layout.kernel_pid_filter => {
                 for &pid in pids {
                     read_iterator(program, Some(pid), &mut records)?;
@@ -197,10 +213,6 @@ impl BpfCollector {
             }
             Target::All => {
                 read_iterator(program, None, &mut records)?;
-                if self.program_filter != 0 {
-                    // Cannot happen through Survey; say so rather than return a partial "whole system".
-                    return Err(BpfError::FilteredProgram(self.program_filter));
-                }
                 false
             }
         };
