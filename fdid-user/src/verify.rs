@@ -356,7 +356,7 @@ pub fn check_partition(records: &[FdRecord], descriptions: &[Description]) -> Re
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
 
     use super::*;
 
@@ -611,11 +611,17 @@ mod tests {
                             continue;
                         };
                         let owner = *description_of_truth.entry(key).or_insert(k);
-                        assert_eq!(
-                            owner, k,
-                            "round {round}: one description split in two, or two merged"
-                        );
+                        assert_eq!(owner, k, "round {round}: one description split in two");
                     }
+                    let truths: HashSet<u32> = description
+                        .fds
+                        .iter()
+                        .filter_map(|&i| truth.get(&(records[i].tgid, records[i].fd)).copied())
+                        .collect();
+                    assert!(
+                        truths.len() <= 1,
+                        "round {round}: descriptions {truths:?} merged into one"
+                    );
                 }
             }
             assert_eq!(

@@ -45,7 +45,8 @@ enum Cmd {
         args: Vec<OsString>,
     },
     /// Fuzz a target with cargo-fuzz (installed into target/xtask-tools when missing): `decode` (the
-    /// record-stream decoder) or `identify` (identification and ids on arbitrary records).
+    /// record-stream decoder) or `identify` (identification and ids on arbitrary records), starting
+    /// from the committed seeds in fdid-user/fuzz/seeds/TARGET.
     Fuzz {
         #[arg(default_value = "decode")]
         target: String,
@@ -122,6 +123,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Fuzz { target, seconds } => {
             let tools_bin = setup::ensure_cargo_fuzz(&ws)?;
+            let corpus = ws.root.join("fdid-user/fuzz/corpus").join(&target);
+            std::fs::create_dir_all(&corpus)
+                .with_context(|| format!("creating {}", corpus.display()))?;
             let path = std::env::join_paths(std::iter::once(tools_bin).chain(
                 std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
             ))?;
@@ -129,13 +133,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .current_dir(ws.root.join("fdid-user"))
                 .env("PATH", path)
                 .arg(format!("+{}", setup::BPF_TOOLCHAIN))
-                .args([
-                    "fuzz",
-                    "run",
-                    &target,
-                    "--",
-                    &format!("-max_total_time={seconds}"),
-                ])
+                // New inputs go to corpus/TARGET (not committed); seeds/TARGET is the committed,
+                // minimized corpus every run starts from.
+                .args(["fuzz", "run", &target])
+                .arg(format!("fuzz/corpus/{target}"))
+                .arg(format!("fuzz/seeds/{target}"))
+                .args(["--", &format!("-max_total_time={seconds}")])
                 .status()
                 .context("running cargo fuzz")?;
             return Ok(exit_code(status));

@@ -62,10 +62,15 @@ fuzz_target!(|data: &[u8]| {
         for (k, d) in descriptions.iter().enumerate().filter(|(_, d)| !d.unconfirmed) {
             for &i in &d.fds {
                 match truth.get(&(records[i].tid, records[i].fd)) {
-                    Some(&t) => assert_eq!(*owner.entry(t).or_insert(k), k, "kcmp result not followed"),
+                    Some(&t) => assert_eq!(*owner.entry(t).or_insert(k), k, "one description split"),
                     None => assert_eq!(d.fds.len(), 1, "a vanished fd was merged"),
                 }
             }
+            let mut truths: Vec<u64> =
+                d.fds.iter().filter_map(|&i| truth.get(&(records[i].tid, records[i].fd)).copied()).collect();
+            truths.sort_unstable();
+            truths.dedup();
+            assert!(truths.len() <= 1, "descriptions {truths:?} merged into one");
         }
     }
     let mut tree = GenidTree::new();
