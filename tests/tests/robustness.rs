@@ -1,4 +1,5 @@
-//! Surveys under churn, and what the pointer hashes reveal.
+//! Surveys under churn (with `struct file` addresses reused for the same inode), and what the pointer
+//! hashes reveal.
 
 use fdid::{Scope, Survey, SurveyOptions, VerifyMode, collect::Target, collect::bpf::BpfOptions};
 use fdid_tests::{Scenario, bpf_collect, bpf_survey, by_fd, kcmp_same};
@@ -6,7 +7,7 @@ use fdid_tests::{Scenario, bpf_collect, bpf_survey, by_fd, kcmp_same};
 const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
 
 #[test]
-fn fifty_surveys_under_churn_never_fail_and_never_misgroup_a_stable_fd() {
+fn fifty_surveys_under_churn_and_address_reuse_never_fail_and_never_misgroup() {
     const WORKERS: u32 = 120;
     const RUNS: usize = 50;
     let scenario = Scenario::start(SCENARIO, &["churn", &WORKERS.to_string()]);
@@ -63,9 +64,23 @@ fn fifty_surveys_under_churn_never_fail_and_never_misgroup_a_stable_fd() {
                 .count();
             wrong += usize::from(!own_ids.insert(own_id) || foreign > 0 || own_id == shared_id);
         }
+        // Only what they inherited from the parent is held by several workers: the churn file's
+        // reopened descriptions, whose freed addresses the next open reuses, are each one worker's.
+        for file in &survey.files {
+            let holding: std::collections::HashSet<u32> = file
+                .holders
+                .iter()
+                .map(|&h| survey.record(h).tgid)
+                .collect();
+            let workers_holding = holding
+                .iter()
+                .filter(|pid| worker_pids.contains(pid))
+                .count();
+            wrong += usize::from(workers_holding > 1 && !holding.contains(&parent));
+        }
         assert_eq!(
             wrong, 0,
-            "run {run}: stable fds grouped against the ground truth"
+            "run {run}: stable fds grouped against the ground truth, reopened ones kept apart"
         );
     }
     // Still the same ground truth at the end.

@@ -526,10 +526,19 @@ fn churn(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
             write_i32(report[1], own);
             let mut received: Vec<RawFd> = Vec::new();
             let mut round = 0u64;
+            // The churn file reopened and closed every round, in every worker: freed `struct file`s
+            // are reused by the next open, so one address stands for several descriptions of this
+            // inode during a walk.
+            let reopen = CString::new(format!("/proc/self/fd/{own}")).expect("no NUL");
+            let mut transient = -1;
             child_forever(parent, || {
                 round += 1;
                 // SAFETY: plain syscalls on fds this worker owns; the child only calls _exit.
                 unsafe {
+                    if transient >= 0 {
+                        libc::close(transient);
+                    }
+                    transient = libc::open(reopen.as_ptr(), libc::O_RDONLY);
                     let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
                     let dup = libc::fcntl(fd, libc::F_DUPFD, 100);
                     libc::close(fd);
@@ -543,6 +552,10 @@ fn churn(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
                         }
                     }
                     if round.is_multiple_of(16) {
+                        // Not inherited: a reopened description keeps one reference, so two that
+                        // share an address are more holders than references.
+                        libc::close(transient);
+                        transient = -1;
                         let child = libc::fork();
                         if child == 0 {
                             libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
