@@ -92,7 +92,8 @@ fn main() {
         .per_process
         .min(limit.saturating_sub(64) as u32)
         .max(64);
-    let processes = args.fds.div_ceil(per_process).max(1);
+    // At least a root and two children, so that every size forks and passes fds.
+    let processes = args.fds.div_ceil(per_process).max(3);
     let per_process = args.fds.div_ceil(processes);
 
     let dir = std::env::temp_dir();

@@ -1,15 +1,17 @@
 //! `fdid-bench`: the side-by-side benchmark behind `cargo xtask bench`.
 //!
-//! For each size it starts `fdid-workload`, checks fdid's grouping against the workload's ground truth
-//! (through the library, once per `--verify` mode), then times each tool as a separate process (median
+//! For each size it starts `fdid-workload`, times each tool as a separate process (median
 //! wall time and peak RSS over several runs): the raw iterator walk, `fdid --json` for each `--verify`
 //! mode, `fdid --pid` on the workload's root (its biggest process), fdid's procfs collector, and
-//! `lsfd`/`lsof` (whole system and `-p`) when installed. Writes `report.md` and `time-vs-fds.svg`.
+//! `lsfd`/`lsof` (whole system and `-p`) when installed; each fdid row's command line runs once more
+//! with its JSON kept, parsed and checked against the workload's truth ([`json_check`]). Writes
+//! `report.md` and `time-vs-fds.svg`.
 //!
 //! Before the sizes, the ordinary ones ([`ordinary`]): one process with 10 fds and the idle machine.
 //!
 //! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding.
 
+mod json_check;
 mod ordinary;
 
 use std::{
@@ -22,10 +24,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use fdid::{
-    Scope, Survey, SurveyOptions, VerifyMode,
-    collect::bpf::{BpfCollector, BpfOptions},
-};
+use fdid::collect::bpf::{BpfCollector, BpfOptions};
 
 struct Options {
     sizes: Vec<u64>,
@@ -57,7 +56,8 @@ fn parse_options() -> Result<Options> {
             "--out" => options.out = PathBuf::from(value()?),
             "--fdid" => options.fdid = PathBuf::from(value()?),
             "--quick" => {
-                options.sizes = vec![10_000];
+                // More than one JSON formatting chunk (32,768 fds).
+                options.sizes = vec![40_000];
                 options.runs = 1;
             }
             other => bail!("unknown argument {other}"),
@@ -145,31 +145,14 @@ fn read_truth(path: &Path) -> Result<HashMap<(u32, u32), String>> {
     Ok(truth)
 }
 
-/// Compares a survey with the ground truth: same label ⇔ same id, for every fd the truth knows.
-fn check(survey: &Survey, truth: &HashMap<(u32, u32), String>) -> String {
-    let mut id_of_label: HashMap<&str, u64> = HashMap::new();
-    let mut label_of_id: HashMap<u64, &str> = HashMap::new();
-    let mut seen = 0usize;
-    let mut wrong = 0usize;
-    for fd in survey.fds() {
-        let Some(label) = truth.get(&(fd.record.tgid, fd.record.fd)) else {
-            continue;
-        };
-        seen += 1;
-        let id = fd.id.0;
-        let by_label = *id_of_label.entry(label).or_insert(id);
-        let by_id = *label_of_id.entry(id).or_insert(label);
-        if by_label != id || by_id != label {
-            wrong += 1;
-        }
-    }
-    if seen < truth.len() {
-        format!("MISSING {} fds", truth.len() - seen)
-    } else if wrong > 0 {
-        format!("WRONG {wrong} fds")
-    } else {
-        format!("ok ({seen} fds)")
-    }
+/// What the last column says of a row.
+enum Note {
+    Text(String),
+    /// The row's JSON, checked against this truth, from this collector.
+    Check {
+        truth: HashMap<(u32, u32), String>,
+        source: &'static str,
+    },
 }
 
 struct Measurement {
@@ -288,27 +271,12 @@ fn run_bench(options: &Options) -> Result<()> {
         let workload = Workload::start(size, &options.out)?;
         let root = workload.root.to_string();
 
-        // Ground truth, through the library, once per mode.
-        let mut checks: HashMap<&str, String> = HashMap::new();
-        for (name, mode) in [
-            ("ambiguous", VerifyMode::Ambiguous),
-            ("all", VerifyMode::All),
-            ("none", VerifyMode::None),
-        ] {
-            let mut survey_options = SurveyOptions::new(Scope::system());
-            survey_options.verify = mode;
-            let survey =
-                Survey::run(&survey_options).context("survey for the ground-truth check")?;
-            checks.insert(name, check(&survey, &workload.truth));
-        }
-        let pid_survey = Survey::run(&SurveyOptions::new(Scope::pids([workload.root])))?;
         let root_truth: HashMap<(u32, u32), String> = workload
             .truth
             .iter()
             .filter(|((pid, _), _)| *pid == workload.root)
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        let pid_check = check(&pid_survey, &root_truth);
 
         let exe = std::env::current_exe()?;
         let fdid = |args: &[&str]| {
@@ -316,7 +284,12 @@ fn run_bench(options: &Options) -> Result<()> {
             command.args(args);
             command
         };
-        let mut tools: Vec<(String, Command, String)> = vec![
+        let checked = |truth: &HashMap<(u32, u32), String>, source: &'static str| Note::Check {
+            truth: truth.clone(),
+            source,
+        };
+        let all = &workload.truth;
+        let mut tools: Vec<(String, Command, Note)> = vec![
             (
                 "raw walk (load+attach+read)".into(),
                 {
@@ -324,42 +297,42 @@ fn run_bench(options: &Options) -> Result<()> {
                     c.arg("raw-walk");
                     c
                 },
-                "floor".into(),
+                Note::Text("floor".into()),
             ),
             (
                 "fdid --json (verify=ambiguous)".into(),
                 fdid(&["--json"]),
-                checks["ambiguous"].clone(),
+                checked(all, "bpf"),
             ),
             (
                 "fdid --json --verify=all".into(),
                 fdid(&["--json", "--verify", "all"]),
-                checks["all"].clone(),
+                checked(all, "bpf"),
             ),
             (
                 "fdid --json --verify=none".into(),
                 fdid(&["--json", "--verify", "none"]),
-                checks["none"].clone(),
+                checked(all, "bpf"),
             ),
             (
                 format!("fdid --pid ROOT --json ({} fds)", root_truth.len()),
                 fdid(&["--pid", &root, "--json"]),
-                pid_check.clone(),
+                checked(&root_truth, "bpf"),
             ),
             (
                 "fdid --pid ROOT --scope-only --json".into(),
                 fdid(&["--pid", &root, "--scope-only", "--json"]),
-                pid_check,
+                checked(&root_truth, "bpf"),
             ),
             (
                 "fdid --collector procfs --json".into(),
                 fdid(&["--collector", "procfs", "--json"]),
-                "tests check it".into(),
+                checked(all, "procfs"),
             ),
         ];
         match &lsfd {
             Some(path) => {
-                tools.push(("lsfd".into(), Command::new(path), String::new()));
+                tools.push(("lsfd".into(), Command::new(path), Note::Text(String::new())));
                 tools.push((
                     "lsfd -p ROOT".into(),
                     {
@@ -367,7 +340,7 @@ fn run_bench(options: &Options) -> Result<()> {
                         c.args(["-p", &root]);
                         c
                     },
-                    String::new(),
+                    Note::Text(String::new()),
                 ));
             }
             None => eprintln!("lsfd not found (it is in util-linux): skipped"),
@@ -381,7 +354,7 @@ fn run_bench(options: &Options) -> Result<()> {
                         c.args(["-n", "-P"]);
                         c
                     },
-                    String::new(),
+                    Note::Text(String::new()),
                 ));
                 tools.push((
                     "lsof -n -P -p ROOT".into(),
@@ -390,7 +363,7 @@ fn run_bench(options: &Options) -> Result<()> {
                         c.args(["-n", "-P", "-p", &root]);
                         c
                     },
-                    String::new(),
+                    Note::Text(String::new()),
                 ));
             }
             None => eprintln!("lsof not found: `apt-get install lsof` to compare with it; skipped"),
@@ -412,6 +385,18 @@ fn run_bench(options: &Options) -> Result<()> {
                 }
             }
             let wall = failure.is_none().then(|| median(walls));
+            let note = match note {
+                Note::Text(text) => text,
+                // The same command line once more, its output kept and parsed.
+                Note::Check { truth, source } => match Command::new(command.get_program())
+                    .args(command.get_args())
+                    .stderr(Stdio::null())
+                    .output()
+                {
+                    Ok(output) => json_check::check(&output.stdout, &truth, source),
+                    Err(error) => format!("not run: {error}"),
+                },
+            };
             eprintln!(
                 "   {name}: {wall:?}, {} MiB {}",
                 rss / 1024,
