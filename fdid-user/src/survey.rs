@@ -17,13 +17,14 @@
 //! ```
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
+pub use crate::{collect::CollectorKind, verify::SharedTable};
 use crate::{
-    collect::{self, Collection, Source, Target, bpf::BpfOptions, plan::Plan},
-    kcmp, proc,
+    collect::{self, Collector, Source, Target, Walk, bpf::BpfOptions},
+    proc,
     record::FdRecord,
     tree::{GenidTree, OpenFileId, make_genid},
     verify::{self, Evidence, Kcmp, VerifyMode, VerifyStats},
@@ -60,17 +61,6 @@ impl Scope {
     pub fn is_system(&self) -> bool {
         self.pids.is_empty()
     }
-}
-
-/// Where the records come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CollectorKind {
-    /// BPF, or procfs when BPF cannot be used here (the reason is in [`SurveyStats::fallback`]).
-    #[default]
-    Auto,
-    /// BPF only: failing to load it is an error.
-    Bpf,
-    Procfs,
 }
 
 /// Everything a survey can be told.
@@ -117,9 +107,7 @@ pub enum SurveyError {
     #[error("{pid} is a thread of process {tgid}, not a process: use --pid {tgid}")]
     Thread { pid: u32, tgid: u32 },
     #[error(transparent)]
-    Bpf(#[from] collect::bpf::BpfError),
-    #[error("procfs: {0}")]
-    Procfs(std::io::Error),
+    Collect(#[from] collect::CollectError),
 }
 
 /// One fd of the survey.
@@ -148,13 +136,6 @@ pub struct OpenFile {
     pub confirmed: bool,
     /// Its one fd vanished before kcmp could compare it with others that looked the same.
     pub unconfirmed: bool,
-}
-
-/// Processes sharing one fd table (CLONE_FILES without CLONE_THREAD): their fds are listed once, under
-/// the first pid.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SharedTable {
-    pub pids: Vec<u32>,
 }
 
 /// Counts and costs of a survey.
@@ -204,8 +185,16 @@ impl Survey {
     pub fn run(options: &SurveyOptions) -> Result<Self, SurveyError> {
         let started = Instant::now();
         let scope = resolve_scope(&options.scope)?;
-        let (mut collector, fallback, plan) = Collector::new(options, scope.as_ref())?;
-        let (mut collection, mut own_refs) = match &scope {
+        let mut collector = Collector::new(
+            options.collector,
+            &options.bpf,
+            scope.as_ref(),
+            options.outside == OutsideHolders::Never,
+        )?;
+        let Walk {
+            mut collection,
+            mut own_refs,
+        } = match &scope {
             None => collector.collect(&Target::All)?,
             Some(pids) => collector.collect(&Target::Pids(pids.iter().copied().collect()))?,
         };
@@ -213,23 +202,22 @@ impl Survey {
         let mut whole_system = scope.is_none();
 
         // A scoped survey walks the whole system too when someone outside may hold the same
-        // descriptions: always for procfs (no reference counts), for BPF when a description has more
-        // references than holders in the scope.
+        // descriptions.
         if let Some(pids) = &scope
             && match options.outside {
-                OutsideHolders::WhenReferenced => may_be_held_outside(&collection),
+                OutsideHolders::WhenReferenced => collection.may_be_held_outside(),
                 OutsideHolders::Always => true,
                 OutsideHolders::Never => false,
             }
         {
-            let (all, all_own_refs) = collector.collect(&Target::All)?;
-            own_refs = all_own_refs;
-            collect_time += all.elapsed;
+            let all = collector.collect(&Target::All)?;
+            own_refs = all.own_refs;
+            collect_time += all.collection.elapsed;
             let kernel_filtered = collection.kernel_filtered;
-            collection = all;
+            collection = all.collection;
             collection.kernel_filtered = kernel_filtered;
             whole_system = true;
-            keep_related(&mut collection, pids);
+            collection.keep_related(pids);
         }
 
         // From a nested pid namespace, holders outside it are invisible: the walk is not whole.
@@ -251,7 +239,8 @@ impl Survey {
             .filter(|pid| !collection.records.iter().any(|r| r.tgid == *pid))
             .filter(|pid| proc::has_exited(*pid))
             .collect();
-        let shared_tables = merge_shared_tables(&mut collection.records, scope.as_ref());
+        let shared_tables =
+            verify::merge_shared_tables(&mut collection.records, scope.as_ref(), &mut Kcmp);
         let records = collection.records;
         log::debug!("shared fd tables after {:?}", started.elapsed());
         let evidence = Evidence {
@@ -314,8 +303,8 @@ impl Survey {
                 kernel_filtered: collection.kernel_filtered,
                 whole_system,
                 verify: verify_stats,
-                fallback,
-                plan,
+                fallback: collector.fallback.take(),
+                plan: collector.plan.take(),
                 unreadable: collection.unreadable,
                 exited,
                 collect_time,
@@ -460,138 +449,4 @@ fn resolve_scope(scope: &Scope) -> Result<Option<BTreeSet<u32>>, SurveyError> {
         scope.pids.clone()
     };
     Ok(Some(pids.into_iter().collect()))
-}
-
-/// One loaded collector for all the walks of a survey.
-enum Collector {
-    Bpf(Box<collect::bpf::BpfCollector>),
-    Procfs,
-}
-
-impl Collector {
-    /// The collector to use, why BPF was not used when `Auto` fell back to procfs, and why `Auto`
-    /// planned procfs.
-    fn new(
-        options: &SurveyOptions,
-        scope: Option<&BTreeSet<u32>>,
-    ) -> Result<(Self, Option<String>, Option<String>), SurveyError> {
-        // No in-program filter: a whole-system walk may follow the scoped one. Kernels without the
-        // link's pid filter walk everything and the scope is filtered in userspace.
-        let load =
-            || collect::bpf::BpfCollector::load(&options.bpf, None).map(|c| Self::Bpf(Box::new(c)));
-        Ok(match options.collector {
-            CollectorKind::Bpf => (load()?, None, None),
-            CollectorKind::Procfs => (Self::Procfs, None, None),
-            CollectorKind::Auto => {
-                let scope_only = options.outside == OutsideHolders::Never;
-                match collect::plan::plan(scope, scope_only) {
-                    Plan::Procfs(reason) => {
-                        log::debug!("{reason}");
-                        (Self::Procfs, None, Some(reason))
-                    }
-                    Plan::Bpf => match load() {
-                        Ok(collector) => (collector, None, None),
-                        Err(error) => (Self::Procfs, Some(error.to_string()), None),
-                    },
-                }
-            }
-        })
-    }
-
-    /// Walks `target`. fdid does not report itself (its own fds — the iterator, inherited ones — are
-    /// artifacts); the references its fds hold are returned per pointer hash so that they are not
-    /// mistaken for hidden ones.
-    fn collect(&mut self, target: &Target) -> Result<(Collection, HashMap<u64, u64>), SurveyError> {
-        let mut collection = match self {
-            Self::Bpf(collector) => collector.collect(target)?,
-            Self::Procfs => collect::procfs::collect(target).map_err(SurveyError::Procfs)?,
-        };
-        let me = std::process::id();
-        let mut own_refs: HashMap<u64, u64> = HashMap::new();
-        collection.records.retain(|r| {
-            if r.tgid == me {
-                *own_refs.entry(r.file_hash).or_default() += 1;
-            }
-            r.tgid != me
-        });
-        Ok((collection, own_refs))
-    }
-}
-
-/// Whether some description the collection saw may have holders it did not see.
-fn may_be_held_outside(collection: &Collection) -> bool {
-    if collection.source == Source::Procfs {
-        return true;
-    }
-    let mut holders: HashMap<u64, (u64, u64)> = HashMap::new();
-    for r in &collection.records {
-        let entry = holders.entry(r.file_hash).or_default();
-        entry.0 += 1;
-        entry.1 = entry.1.max(r.refs);
-    }
-    holders.values().any(|&(count, refs)| refs > count)
-}
-
-/// After a whole-system walk for a scoped survey: keep the scope's records and the records of other
-/// processes that may be the same descriptions (same pointer hash, or same inode without hashes).
-fn keep_related(collection: &mut Collection, scope: &BTreeSet<u32>) {
-    let hashed = collection.source == Source::Bpf;
-    let key = |r: &FdRecord| {
-        if hashed {
-            (r.file_hash, 0, 0)
-        } else {
-            (0, r.dev, r.ino)
-        }
-    };
-    let wanted: HashSet<(u64, u32, u64)> = collection
-        .records
-        .iter()
-        .filter(|r| scope.contains(&r.tgid))
-        .map(key)
-        .collect();
-    collection
-        .records
-        .retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
-}
-
-/// Finds processes that share one fd table (equal `files_struct` hash, confirmed with
-/// `kcmp(KCMP_FILES)`) and drops the duplicate records of all but one of them.
-fn merge_shared_tables(
-    records: &mut Vec<FdRecord>,
-    scope: Option<&BTreeSet<u32>>,
-) -> Vec<SharedTable> {
-    let mut tables: HashMap<u64, BTreeSet<u32>> = HashMap::new();
-    // Records come table by table: look at each (process, table) pair once.
-    let mut previous = None;
-    for r in records.iter().filter(|r| r.files_hash != 0) {
-        if previous != Some((r.tgid, r.files_hash)) {
-            previous = Some((r.tgid, r.files_hash));
-            tables.entry(r.files_hash).or_default().insert(r.tgid);
-        }
-    }
-    let mut shared = Vec::new();
-    let mut dropped: HashSet<u32> = HashSet::new();
-    for pids in tables.values().filter(|pids| pids.len() > 1) {
-        // List the table under a process of the scope when there is one.
-        let primary = pids
-            .iter()
-            .copied()
-            .find(|pid| scope.is_none_or(|s| s.contains(pid)))
-            .unwrap_or(*pids.first().expect("non-empty"));
-        let mut members = vec![primary];
-        for &pid in pids.iter().filter(|&&pid| pid != primary) {
-            if kcmp::same_fd_table(primary, pid).unwrap_or(false) {
-                members.push(pid);
-                dropped.insert(pid);
-            }
-        }
-        if members.len() > 1 {
-            shared.push(SharedTable { pids: members });
-        }
-    }
-    if !dropped.is_empty() {
-        records.retain(|r| !dropped.contains(&r.tgid));
-    }
-    shared.sort_by_key(|t| t.pids[0]);
-    shared
 }

@@ -1,10 +1,17 @@
 //! Stage 1 of the pipeline: collect one [`FdRecord`] per open fd, from the BPF iterator or from procfs.
 
 pub mod bpf;
+mod collector;
 pub mod plan;
 pub mod procfs;
 
-use std::{fmt, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    fmt,
+    time::Duration,
+};
+
+pub use collector::{CollectError, Collector, CollectorKind, Walk};
 
 use crate::record::FdRecord;
 
@@ -46,4 +53,43 @@ pub struct Collection {
     pub unreadable: Vec<u32>,
     /// Time spent walking and decoding.
     pub elapsed: Duration,
+}
+
+impl Collection {
+    /// Whether some description this walk saw may have holders it did not see: always for procfs
+    /// (no reference counts), for BPF when a description has more references than holders here.
+    pub fn may_be_held_outside(&self) -> bool {
+        if self.source == Source::Procfs {
+            return true;
+        }
+        let mut holders: HashMap<u64, (u64, u64)> = HashMap::new();
+        for r in &self.records {
+            let entry = holders.entry(r.file_hash).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(r.refs);
+        }
+        holders.values().any(|&(count, refs)| refs > count)
+    }
+
+    /// After a whole-system walk for a scoped survey: keeps the scope's records and the records of
+    /// other processes that may be the same descriptions (same pointer hash, or same inode without
+    /// hashes).
+    pub fn keep_related(&mut self, scope: &BTreeSet<u32>) {
+        let hashed = self.source == Source::Bpf;
+        let key = |r: &FdRecord| {
+            if hashed {
+                (r.file_hash, 0, 0)
+            } else {
+                (0, r.dev, r.ino)
+            }
+        };
+        let wanted: HashSet<(u64, u32, u64)> = self
+            .records
+            .iter()
+            .filter(|r| scope.contains(&r.tgid))
+            .map(key)
+            .collect();
+        self.records
+            .retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
+    }
 }

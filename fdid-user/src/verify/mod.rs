@@ -24,9 +24,12 @@
 //! before it could be compared (its process exited or closed it) becomes a description of its own
 //! marked **unconfirmed** — it is never merged on hash evidence alone.
 
+mod tables;
+
 use std::io;
 
 use rustc_hash::FxHashMap;
+pub use tables::{SharedTable, merge_shared_tables};
 
 pub use crate::kcmp::KernelOrder;
 use crate::record::FdRecord;
@@ -48,6 +51,8 @@ pub trait CompareFiles {
     /// The kernel's order of the two descriptions ([`KernelOrder::Same`]: one description); an error of
     /// kind `NotFound` when either fd is gone.
     fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder>;
+    /// Whether processes `a` and `b` share one fd table; an error when either is gone.
+    fn same_fd_table(&mut self, a: u32, b: u32) -> io::Result<bool>;
 }
 
 /// The real comparison: `kcmp(KCMP_FILE)` on the task the fd was found through.
@@ -56,6 +61,9 @@ pub struct Kcmp;
 impl CompareFiles for Kcmp {
     fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
         crate::kcmp::compare_files(a.tid, a.fd, b.tid, b.fd)
+    }
+    fn same_fd_table(&mut self, a: u32, b: u32) -> io::Result<bool> {
+        crate::kcmp::same_fd_table(a, b)
     }
 }
 
@@ -380,6 +388,10 @@ mod tests {
                 std::cmp::Ordering::Less => KernelOrder::Less,
                 std::cmp::Ordering::Greater => KernelOrder::Greater,
             })
+        }
+        /// Every process has a table of its own.
+        fn same_fd_table(&mut self, a: u32, b: u32) -> io::Result<bool> {
+            Ok(a == b)
         }
     }
 
