@@ -29,6 +29,7 @@
 pub mod btf;
 pub mod check;
 pub mod collect;
+pub mod dev;
 pub mod kcmp;
 pub mod layout_cache;
 pub mod offsets;

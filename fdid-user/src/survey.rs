@@ -26,7 +26,7 @@ use crate::{
     collect::{self, Collector, Source, Target, Walk, bpf::BpfOptions},
     proc,
     record::FdRecord,
-    tree::{GenidTree, OpenFileId, make_genid},
+    tree::{GenidTree, OpenFileId, genid_of},
     verify::{self, Evidence, Kcmp, VerifyMode, VerifyStats},
 };
 
@@ -260,11 +260,7 @@ impl Survey {
         let mut files = Vec::with_capacity(descriptions.len());
         for description in descriptions {
             let first = &records[description.fds[0]];
-            let dev = libc::makedev(
-                fdid_ebpf::kernel_dev_major(first.dev),
-                fdid_ebpf::kernel_dev_minor(first.dev),
-            );
-            let id = tree.add(make_genid(dev, first.ino, first.pos));
+            let id = tree.add(genid_of(first));
             let refs = description.refs;
             let own = if evidence.hashed {
                 own_refs.get(&first.file_hash).copied().unwrap_or(0)

@@ -13,6 +13,8 @@
 
 use std::{collections::BTreeMap, fmt};
 
+use crate::record::FdRecord;
+
 /// The identity of one open file description within one survey: genid in the high 32 bits, subid in the
 /// low 32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +36,12 @@ impl fmt::Display for OpenFileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:08x}:{}", self.genid(), self.subid())
     }
+}
+
+/// The genid of the description a record's fd holds: [`make_genid`] of its device (as userspace's
+/// `dev_t`), inode and offset.
+pub fn genid_of(record: &FdRecord) -> u32 {
+    make_genid(crate::dev::to_user(record.dev), record.ino, record.pos)
 }
 
 /// CRIU's `make_gen_id()`: `(u32)dev ^ (u32)ino ^ (u32)pos ^ (u32)(pos >> 32)`, `dev` being the

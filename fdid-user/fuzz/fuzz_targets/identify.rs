@@ -7,7 +7,7 @@ use std::{collections::HashMap, io};
 
 use fdid::{
     record::{FdRecord, decode},
-    tree::{GenidTree, make_genid},
+    tree::{GenidTree, genid_of},
     verify::{CompareFiles, Evidence, KernelOrder, VerifyMode, check_partition, identify},
 };
 use libfuzzer_sys::fuzz_target;
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|d| {
             let r = &records[d.fds[0]];
-            tree.add(make_genid(u64::from(r.dev), r.ino, r.pos)).0
+            tree.add(genid_of(r)).0
         })
         .collect();
     ids.sort_unstable();

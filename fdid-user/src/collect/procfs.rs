@@ -159,16 +159,11 @@ fn record_from(fd: u32, meta: &fs::Metadata, fdinfo: &str) -> Option<FdRecord> {
         // st_mode holds i_mode, a 16-bit field.
         mode: meta.mode() as u16,
         pid_ns_level: 0,
-        dev: kernel_dev(meta.dev()),
+        dev: crate::dev::from_user(meta.dev()),
         ino: meta.ino(),
         pos,
         refs: 0,
         file_hash: 0,
         files_hash: 0,
     })
-}
-
-/// Converts a userspace `dev_t` to the kernel's internal encoding (major << 20 | minor).
-pub fn kernel_dev(dev: u64) -> u32 {
-    (libc::major(dev) << 20) | (libc::minor(dev) & 0xf_ffff)
 }

@@ -11,7 +11,7 @@
 
 use std::io::{self, Write};
 
-use super::{Names, dev_string, file_type};
+use super::{Names, file_type};
 use crate::survey::Survey;
 
 /// Writes `s` as a JSON string literal.
@@ -69,7 +69,7 @@ fn description_part(
         file.id.0,
         file.id.genid(),
         file.id.subid(),
-        dev_string(r.dev),
+        crate::dev::display(r.dev),
         r.ino
     )?;
     let mut pos_flags = Vec::with_capacity(40);

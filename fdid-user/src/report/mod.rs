@@ -6,8 +6,6 @@ pub mod table;
 
 use std::collections::HashMap;
 
-use fdid_ebpf::{kernel_dev_major, kernel_dev_minor};
-
 use crate::{
     proc,
     survey::{OpenFile, Survey},
@@ -36,11 +34,6 @@ pub fn access_mode(flags: u32) -> &'static str {
         libc::O_WRONLY => "w",
         _ => "rw",
     }
-}
-
-/// `major:minor` of a kernel-encoded device number.
-pub fn dev_string(dev: u32) -> String {
-    format!("{}:{}", kernel_dev_major(dev), kernel_dev_minor(dev))
 }
 
 /// Names for display, looked up once per process and once per description.

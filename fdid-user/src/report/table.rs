@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{Names, access_mode, dev_string, file_type};
+use super::{Names, access_mode, file_type};
 use crate::survey::Survey;
 
 /// Writes the table: every shared description, every one with hidden references, and with `all` the
@@ -20,7 +20,7 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
             "{id}  {kind:<4} {path}  dev {dev} ino {ino}  {mode} flags 0{flags:o} pos {pos}",
             id = file.id,
             kind = file_type(first.mode),
-            dev = dev_string(first.dev),
+            dev = crate::dev::display(first.dev),
             ino = first.ino,
             mode = access_mode(first.flags),
             flags = first.flags,
