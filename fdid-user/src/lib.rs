@@ -42,6 +42,22 @@ pub mod verify;
 
 pub use record::FdRecord;
 
+/// An error and its causes on one line, each cause once: `top: cause: deeper cause`, leaving out a
+/// cause whose message an earlier one already holds (aya's messages repeat their causes).
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let message = error.to_string();
+        if !line.contains(&message) {
+            line.push_str(": ");
+            line.push_str(&message);
+        }
+        cause = error.source();
+    }
+    line
+}
+
 /// The CI rule for unit tests that need the running kernel: in CI (`CI=true` or `CI=1`) they fail,
 /// never skip.
 #[cfg(test)]
@@ -51,3 +67,41 @@ pub(crate) fn in_ci() -> bool {
 pub use survey::{OpenFile, Scope, Survey, SurveyFd, SurveyOptions};
 pub use tree::OpenFileId;
 pub use verify::VerifyMode;
+
+#[cfg(test)]
+mod tests {
+    use std::{error::Error, fmt};
+
+    /// An error with a message and an optional cause.
+    #[derive(Debug)]
+    struct Chain(&'static str, Option<Box<Chain>>);
+
+    impl fmt::Display for Chain {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl Error for Chain {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|cause| cause as &(dyn Error + 'static))
+        }
+    }
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let root = Chain("Operation not permitted (os error 1)", None);
+        let map = Chain(
+            "map error: Operation not permitted (os error 1)",
+            Some(Box::new(root)),
+        );
+        let top = Chain("cannot load the BPF object", Some(Box::new(map)));
+        assert_eq!(
+            super::error_line(&top),
+            "cannot load the BPF object: map error: Operation not permitted (os error 1)"
+        );
+        assert_eq!(super::error_line(&Chain("alone", None)), "alone");
+    }
+}

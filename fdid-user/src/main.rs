@@ -173,7 +173,7 @@ async fn main() -> ExitCode {
             Ok(Ok(code)) => code,
             Ok(Err(error)) if is_broken_pipe(&error) => ExitCode::SUCCESS,
             Ok(Err(error)) => {
-                eprintln!("fdid: error: {error:#}");
+                eprintln!("fdid: error: {}", fdid::error_line(error.as_ref()));
                 ExitCode::from(2)
             }
             Err(error) => {

@@ -25,7 +25,7 @@ static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
-    // Messages carry their causes inline (no error sources), so a report prints each cause once.
+    // aya's and getrandom's errors are sources; `fdid::error_line` prints a chain on one line.
     #[error(transparent)]
     Btf(#[from] btf::BtfError),
     #[error(transparent)]
@@ -35,12 +35,12 @@ pub enum BpfError {
          xtask setup` in the fdid checkout, then build again)"
     )]
     NotBuilt,
-    #[error("cannot load the BPF object: {0}")]
-    Object(String),
+    #[error("cannot load the BPF object")]
+    Object(#[source] aya::EbpfError),
     #[error("the BPF object has no program `{PROGRAM_NAME}`")]
     MissingProgram,
-    #[error("the kernel refused the BPF program: {0}")]
-    Load(String),
+    #[error("the kernel refused the BPF program")]
+    Load(#[source] aya::programs::ProgramError),
     #[error("the verifier refused the BPF program ({0}); `-v` shows its log")]
     Verifier(std::io::Error),
     #[error("permission denied loading BPF: fdid needs root (CAP_BPF and CAP_PERFMON)")]
@@ -54,8 +54,8 @@ pub enum BpfError {
     Read(std::io::Error),
     #[error("the program was loaded to filter on process {0}; it cannot walk other processes")]
     FilteredProgram(u32),
-    #[error("no random key: {0}")]
-    Random(String),
+    #[error("no random key")]
+    Random(#[source] getrandom::Error),
 }
 
 /// How to load the program.
@@ -149,7 +149,7 @@ impl BpfCollector {
             if permission_denied(&error) {
                 BpfError::PermissionDenied
             } else {
-                BpfError::Object(one_line(&error))
+                BpfError::Object(error)
             }
         })?;
         let logger = if options.forward_logs {
@@ -298,11 +298,8 @@ fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
-        .map_err(|error| BpfError::Load(one_line(&error)))?;
-    Ok(program
-        .fd()
-        .map_err(|error| BpfError::Load(one_line(&error)))?
-        .as_fd())
+        .map_err(BpfError::Load)?;
+    Ok(program.fd().map_err(BpfError::Load)?.as_fd())
 }
 
 fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
@@ -310,7 +307,7 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
         .program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
-        .map_err(|error| BpfError::Load(one_line(&error)))?;
+        .map_err(BpfError::Load)?;
     // The verifier gives up with EAGAIN when a signal is pending for the loading thread (it checks
     // between instructions); like libbpf, try again a few times.
     let mut attempts = 5;
@@ -333,7 +330,7 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
                 log::debug!("verifier log:\n{verifier_log}");
                 return Err(BpfError::Verifier(io_error));
             }
-            result => return result.map_err(|error| BpfError::Load(one_line(&error))),
+            result => return result.map_err(BpfError::Load),
         }
     }
 }
@@ -363,21 +360,6 @@ fn open_iterator(program: BorrowedFd<'_>, pid: Option<u32>) -> Result<File, BpfE
     Ok(File::from(iterator))
 }
 
-/// An error of aya's and its deepest cause on one line ("map error: Operation not permitted (os error
-/// 1)"): aya's messages repeat their causes at every level.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(cause) = deepest.source() {
-        deepest = cause;
-    }
-    let (top, root) = (error.to_string(), deepest.to_string());
-    if top.contains(&root) {
-        top
-    } else {
-        format!("{top}: {root}")
-    }
-}
-
 /// Whether an error (or one of its causes) is EPERM/EACCES from the kernel.
 fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
@@ -394,7 +376,7 @@ fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
 
 fn random_key() -> Result<[u64; 2], BpfError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| BpfError::Random(error.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(BpfError::Random)?;
     let (low, high) = bytes.split_at(8);
     Ok([
         u64::from_le_bytes(low.try_into().expect("8 bytes")),

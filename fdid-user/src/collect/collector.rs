@@ -74,7 +74,7 @@ impl Collector {
                 }
                 Plan::Bpf => match load() {
                     Ok(loaded) => (loaded, None, None),
-                    Err(error) => (Loaded::Procfs, Some(error.to_string()), None),
+                    Err(error) => (Loaded::Procfs, Some(crate::error_line(&error)), None),
                 },
             },
         };
