@@ -237,13 +237,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             warn_about_fallback(&survey);
             let written = std::time::Instant::now();
             let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-            if cli.json {
-                report::json::write(&mut out, &survey)?;
+            let format = if cli.json {
+                report::Format::Json
             } else if cli.dot {
-                report::dot::write(&mut out, &survey)?;
+                report::Format::Dot
             } else {
-                report::table::write(&mut out, &survey, cli.all)?;
-            }
+                report::Format::Table { all: cli.all }
+            };
+            report::write(&mut out, &survey, format)?;
             out.flush()?;
             log::debug!(
                 "report written after {:?}",

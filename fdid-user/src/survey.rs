@@ -27,7 +27,7 @@ use crate::{
     proc,
     record::FdRecord,
     tree::{GenidTree, OpenFileId, genid_of},
-    verify::{self, Evidence, Kcmp, VerifyMode, VerifyStats},
+    verify::{self, Kcmp, VerifyMode, VerifyStats},
 };
 
 /// Which processes a survey is about.
@@ -243,10 +243,7 @@ impl Survey {
             verify::merge_shared_tables(&mut collection.records, scope.as_ref(), &mut Kcmp);
         let records = collection.records;
         log::debug!("shared fd tables after {:?}", started.elapsed());
-        let evidence = Evidence {
-            hashed: collection.source == Source::Bpf,
-            full_hash: options.bpf.hash_mask == u64::MAX,
-        };
+        let evidence = collection.evidence;
         let (descriptions, verify_stats) =
             verify::identify(&records, evidence, options.verify, &mut Kcmp);
         log::debug!(

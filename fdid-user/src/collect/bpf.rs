@@ -17,6 +17,7 @@ use crate::{
     layout_cache::{self, LayoutCache},
     offsets::{KernelLayout, LayoutError},
     record,
+    verify::Evidence,
 };
 
 /// The program, built by this package's build script and embedded at compile time; empty when the
@@ -104,6 +105,8 @@ pub struct BpfCollector {
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// Set when the program itself filters (kernels before 6.1, one target process).
     program_filter: u32,
+    /// The mask the program applies to its hashes.
+    hash_mask: u64,
 }
 
 impl BpfCollector {
@@ -174,6 +177,7 @@ impl BpfCollector {
             layout,
             logger,
             program_filter,
+            hash_mask: options.hash_mask,
         })
     }
 
@@ -222,6 +226,10 @@ impl BpfCollector {
         Ok(Collection {
             records,
             source: Source::Bpf,
+            evidence: Evidence {
+                hashed: true,
+                full_hash: self.hash_mask == u64::MAX,
+            },
             kernel_filtered,
             unreadable: Vec::new(),
             elapsed: started.elapsed(),

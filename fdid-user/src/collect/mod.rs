@@ -13,7 +13,7 @@ use std::{
 
 pub use collector::{CollectError, Collector, CollectorKind, Walk};
 
-use crate::record::FdRecord;
+use crate::{record::FdRecord, verify::Evidence};
 
 /// Which collector produced a [`Collection`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub enum Target {
 pub struct Collection {
     pub records: Vec<FdRecord>,
     pub source: Source,
+    /// What the records prove about identity (pointer hashes or none), for [`crate::verify`].
+    pub evidence: Evidence,
     /// True when the kernel itself walked only the target processes (BPF iterator pid filter).
     pub kernel_filtered: bool,
     /// Processes whose fds could not be read (procfs without the privileges to look at them).
@@ -59,7 +61,7 @@ impl Collection {
     /// Whether some description this walk saw may have holders it did not see: always for procfs
     /// (no reference counts), for BPF when a description has more references than holders here.
     pub fn may_be_held_outside(&self) -> bool {
-        if self.source == Source::Procfs {
+        if !self.evidence.hashed {
             return true;
         }
         let mut holders: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -75,7 +77,7 @@ impl Collection {
     /// other processes that may be the same descriptions (same pointer hash, or same inode without
     /// hashes).
     pub fn keep_related(&mut self, scope: &BTreeSet<u32>) {
-        let hashed = self.source == Source::Bpf;
+        let hashed = self.evidence.hashed;
         let key = |r: &FdRecord| {
             if hashed {
                 (r.file_hash, 0, 0)

@@ -17,7 +17,7 @@ use std::{
 };
 
 use super::{Collection, Source, Target};
-use crate::{kcmp, record::FdRecord};
+use crate::{kcmp, record::FdRecord, verify::Evidence};
 
 /// Walks `/proc` for `target`. Processes and fds that vanish during the walk are skipped.
 pub fn collect(target: &Target) -> std::io::Result<Collection> {
@@ -38,6 +38,10 @@ pub fn collect(target: &Target) -> std::io::Result<Collection> {
     Ok(Collection {
         records,
         source: Source::Procfs,
+        evidence: Evidence {
+            hashed: false,
+            full_hash: false,
+        },
         kernel_filtered: false,
         unreadable,
         elapsed: started.elapsed(),

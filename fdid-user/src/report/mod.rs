@@ -4,12 +4,35 @@ pub mod dot;
 pub mod json;
 pub mod table;
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+};
 
 use crate::{
     proc,
     survey::{OpenFile, Survey},
 };
+
+/// The output formats: adding one is a variant here and a module beside this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The table for people; `all`: every description, not only the shared ones.
+    Table {
+        all: bool,
+    },
+    Json,
+    Dot,
+}
+
+/// Writes `survey` as `format`.
+pub fn write(out: &mut impl Write, survey: &Survey, format: Format) -> io::Result<()> {
+    match format {
+        Format::Table { all } => table::write(out, survey, all),
+        Format::Json => json::write(out, survey),
+        Format::Dot => dot::write(out, survey),
+    }
+}
 
 /// File type as lsof and lsfd name it, from `i_mode`.
 pub fn file_type(mode: u16) -> &'static str {
