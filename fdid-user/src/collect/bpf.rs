@@ -3,7 +3,7 @@
 
 use std::{
     fs::File,
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::AsFd,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -46,6 +46,10 @@ pub enum BpfError {
     Verifier(std::io::Error),
     #[error("permission denied loading BPF: fdid needs root (CAP_BPF and CAP_PERFMON)")]
     PermissionDenied,
+    #[error("attaching the iterator")]
+    Attach(#[source] aya::programs::ProgramError),
+    #[error("opening the iterator")]
+    Iterator(#[source] aya::programs::links::LinkError),
     #[error("{call} failed: {error}")]
     Syscall {
         call: &'static str,
@@ -189,7 +193,7 @@ impl BpfCollector {
     /// Walks the processes of `target`.
     pub fn collect(&mut self, target: &Target) -> Result<Collection, BpfError> {
         let started = Instant::now();
-        let program = program_fd(&mut self.ebpf)?;
+        let program = iter_program(&mut self.ebpf)?;
         let mut records = Vec::new();
         let filter = self.program_filter;
         let kernel_filtered = match target {
@@ -242,7 +246,7 @@ impl BpfCollector {
     /// process into one reused buffer, without decoding. Returns the number of bytes read.
     pub fn raw_walk(&mut self) -> Result<u64, BpfError> {
         use std::io::Read as _;
-        let program = program_fd(&mut self.ebpf)?;
+        let program = iter_program(&mut self.ebpf)?;
         let mut iterator = open_iterator(program, None)?;
         let mut buffer = vec![0u8; 1 << 20];
         let mut total = 0u64;
@@ -301,21 +305,15 @@ fn attach_point_btf(task_file_func: u32) -> AyaBtf {
     btf
 }
 
-fn program_fd(ebpf: &mut Ebpf) -> Result<BorrowedFd<'_>, BpfError> {
-    let program: &mut Iter = ebpf
-        .program_mut(PROGRAM_NAME)
+fn iter_program(ebpf: &mut Ebpf) -> Result<&mut Iter, BpfError> {
+    ebpf.program_mut(PROGRAM_NAME)
         .ok_or(BpfError::MissingProgram)?
         .try_into()
-        .map_err(BpfError::Load)?;
-    Ok(program.fd().map_err(BpfError::Load)?.as_fd())
+        .map_err(BpfError::Load)
 }
 
 fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
-    let program: &mut Iter = ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or(BpfError::MissingProgram)?
-        .try_into()
-        .map_err(BpfError::Load)?;
+    let program = iter_program(ebpf)?;
     // The verifier gives up with EAGAIN when a signal is pending for the loading thread (it checks
     // between instructions); like libbpf, try again a few times.
     let mut attempts = 5;
@@ -346,7 +344,7 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
 /// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator
 /// instance on it and decodes everything it writes.
 fn read_iterator(
-    program: BorrowedFd<'_>,
+    program: &mut Iter,
     pid: Option<u32>,
     records: &mut Vec<FdRecord>,
 ) -> Result<(), BpfError> {
@@ -355,10 +353,18 @@ fn read_iterator(
     Ok(())
 }
 
-/// Attaches the program (with the kernel's pid filter for `pid`) and opens an iterator instance on it.
-fn open_iterator(program: BorrowedFd<'_>, pid: Option<u32>) -> Result<File, BpfError> {
-    let link = sys::iter_link_create(program, pid).map_err(|error| BpfError::Syscall {
-        call: "BPF_LINK_CREATE (iter/task_file)",
+/// Attaches the program (with the kernel's pid filter for `pid`) and opens an iterator instance on
+/// it. The link is closed with the iterator.
+fn open_iterator(program: &mut Iter, pid: Option<u32>) -> Result<File, BpfError> {
+    let Some(pid) = pid else {
+        let link = program.attach().map_err(BpfError::Attach)?;
+        let link = program.take_link(link).map_err(BpfError::Attach)?;
+        return link.into_file().map_err(BpfError::Iterator);
+    };
+    // aya's `Iter::attach` cannot pass `bpf_iter_link_info`: the filtered link is made here.
+    let program = program.fd().map_err(BpfError::Load)?;
+    let link = sys::iter_link_create(program.as_fd(), pid).map_err(|error| BpfError::Syscall {
+        call: "BPF_LINK_CREATE (iter/task_file, pid filter)",
         error,
     })?;
     let iterator = sys::iter_create(link.as_fd()).map_err(|error| BpfError::Syscall {
@@ -392,8 +398,8 @@ fn random_key() -> Result<[u64; 2], BpfError> {
     ])
 }
 
-/// The two `bpf(2)` commands aya (0.16) cannot issue with the arguments fdid needs: its
-/// `Iter::attach` creates the link without `bpf_iter_link_info`, so without the kernel's pid filter.
+/// The `bpf(2)` commands for an iterator link with the kernel's pid filter, which aya (0.16) cannot
+/// make: its `Iter::attach` passes no `bpf_iter_link_info`.
 mod sys;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The two `bpf(2)` commands aya (0.16) cannot issue with the arguments fdid needs: its
-//! `Iter::attach` creates the link without `bpf_iter_link_info`, so without the kernel's pid filter.
+//! The `bpf(2)` commands for an iterator link with the kernel's pid filter, which aya (0.16) cannot
+//! make: its `Iter::attach` passes no `bpf_iter_link_info`.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -49,22 +49,20 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
 }
 
-/// `BPF_LINK_CREATE` for an iterator program; with `pid`, the kernel walks only that process
+/// `BPF_LINK_CREATE` for an iterator program whose kernel walks only process `pid`
 /// (`bpf_iter_link_info.task.pid`, 6.1+).
-pub fn iter_link_create(program: BorrowedFd<'_>, pid: Option<u32>) -> std::io::Result<OwnedFd> {
+pub fn iter_link_create(program: BorrowedFd<'_>, pid: u32) -> std::io::Result<OwnedFd> {
     let info = IterLinkInfoTask {
-        pid: pid.unwrap_or(0),
+        pid,
         ..Default::default()
     };
     let mut attr = LinkCreateAttr {
         prog_fd: program.as_raw_fd() as u32,
         attach_type: BPF_TRACE_ITER,
+        iter_info: std::ptr::from_ref(&info) as u64,
+        iter_info_len: size_of::<IterLinkInfoTask>() as u32,
         ..Default::default()
     };
-    if pid.is_some() {
-        attr.iter_info = std::ptr::from_ref(&info) as u64;
-        attr.iter_info_len = size_of::<IterLinkInfoTask>() as u32;
-    }
     bpf(BPF_LINK_CREATE, &mut attr)
 }
 
