@@ -273,8 +273,10 @@ fn build_test_binaries(ws: &Workspace) -> Result<TestBinaries> {
     }
     let mut tests = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
+        // Integration-test harnesses only (`kind: ["test"]`): the `"test": true` of a target only
+        // says that `cargo test` would test it, which is true of the package's binaries too.
         if line.contains("\"reason\":\"compiler-artifact\"")
-            && line.contains("\"test\":true")
+            && line.contains("\"kind\":[\"test\"]")
             && let Some(path) = json_string(line, "executable")
         {
             tests.push(PathBuf::from(path));
