@@ -69,3 +69,35 @@ pub fn violations(survey: &Survey, scope: &BTreeSet<u32>, policy: &CheckPolicy) 
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{CheckPolicy, violations};
+    use crate::testing::{PID, fd, survey};
+
+    #[test]
+    fn a_description_held_outside_the_allowed_set_is_a_violation_of_each_scope_fd() {
+        let (me, other) = (PID, PID + 1);
+        // Description 7: my fds 3 and 4, and the other's 9. Description 2: a terminal, our fds 0–2
+        // (standard streams are not reported). Description 8: mine alone.
+        let terminal = |pid| (0..3).map(move |n| fd(pid, n, 2, 6));
+        let mut records: Vec<_> = terminal(me).collect();
+        records.extend([fd(me, 3, 7, 3), fd(me, 4, 7, 3), fd(me, 5, 8, 1)]);
+        records.extend(terminal(other));
+        records.push(fd(other, 9, 7, 3));
+        let survey = survey(records, &[me]);
+        let scope: BTreeSet<u32> = [me].into();
+        let found = violations(&survey, &scope, &CheckPolicy::default());
+        let holders: Vec<(u32, u32)> = found.iter().map(|v| v.holder).collect();
+        assert_eq!(holders, vec![(me, 3), (me, 4)]);
+        assert!(found.iter().all(|v| v.outsiders == vec![(other, 9)]));
+
+        let allowed = CheckPolicy {
+            allowed: [other].into(),
+            no_inherited: false,
+        };
+        assert!(violations(&survey, &scope, &allowed).is_empty());
+    }
+}

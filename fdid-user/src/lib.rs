@@ -37,6 +37,8 @@ pub mod proc;
 pub mod record;
 pub mod report;
 pub mod survey;
+#[cfg(test)]
+mod testing;
 pub mod tree;
 pub mod verify;
 

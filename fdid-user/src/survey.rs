@@ -23,11 +23,11 @@ use std::{
 
 pub use crate::{collect::CollectorKind, verify::SharedTable};
 use crate::{
-    collect::{self, Collector, Source, Target, Walk, bpf::BpfOptions},
+    collect::{self, Collection, Collector, Source, Target, Walk, bpf::BpfOptions},
     proc,
     record::FdRecord,
     tree::{GenidTree, OpenFileId, genid_of},
-    verify::{self, Kcmp, VerifyMode, VerifyStats},
+    verify::{self, CompareFiles, Kcmp, VerifyMode, VerifyStats},
 };
 
 /// Which processes a survey is about.
@@ -161,6 +161,17 @@ pub struct SurveyStats {
     pub elapsed: Duration,
 }
 
+/// What the walks of a survey collected, before identification.
+pub struct Walked {
+    pub collection: Collection,
+    /// References held by fdid's own fds, by pointer hash (not hidden references).
+    pub own_refs: HashMap<u64, u64>,
+    /// The scope's processes; `None` for the whole system.
+    pub scope: Option<BTreeSet<u32>>,
+    /// Every process was walked.
+    pub whole_system: bool,
+}
+
 /// The result of a survey.
 ///
 /// Fds are stored in walk order (process by process, fd by fd) as the collector's records plus the
@@ -220,10 +231,6 @@ impl Survey {
             collection.keep_related(pids);
         }
 
-        // From a nested pid namespace, holders outside it are invisible: the walk is not whole.
-        if collection.records.iter().any(|r| r.pid_ns_level > 0) {
-            whole_system = false;
-        }
         log::debug!(
             "collected {} records from {} after {:?}",
             collection.records.len(),
@@ -239,18 +246,43 @@ impl Survey {
             .filter(|pid| !collection.records.iter().any(|r| r.tgid == *pid))
             .filter(|pid| proc::has_exited(*pid))
             .collect();
+        let walked = Walked {
+            collection,
+            own_refs,
+            scope,
+            whole_system,
+        };
+        let mut survey = Self::assemble(walked, options.verify, &mut Kcmp);
+        survey.stats.fallback = collector.fallback.take();
+        survey.stats.plan = collector.plan.take();
+        survey.stats.exited = exited;
+        survey.stats.collect_time = collect_time;
+        survey.stats.elapsed = started.elapsed();
+        log::debug!("survey done after {:?}", survey.stats.elapsed);
+        Ok(survey)
+    }
+
+    /// Identifies and numbers what a walk collected: shared fd tables, descriptions (confirmed by
+    /// `kernel` as `mode` asks), ids, hidden references. Its only I/O is through `kernel`, so tests
+    /// build surveys from records and a fake kernel. The stats it cannot know (fallback, plan,
+    /// exited processes, times) are left empty for [`Survey::run`].
+    pub fn assemble(walked: Walked, mode: VerifyMode, kernel: &mut impl CompareFiles) -> Self {
+        let Walked {
+            mut collection,
+            own_refs,
+            scope,
+            mut whole_system,
+        } = walked;
+        // From a nested pid namespace, holders outside it are invisible: the walk is not whole.
+        if collection.records.iter().any(|r| r.pid_ns_level > 0) {
+            whole_system = false;
+        }
         let shared_tables =
-            verify::merge_shared_tables(&mut collection.records, scope.as_ref(), &mut Kcmp);
+            verify::merge_shared_tables(&mut collection.records, scope.as_ref(), kernel);
         let records = collection.records;
-        log::debug!("shared fd tables after {:?}", started.elapsed());
         let evidence = collection.evidence;
-        let (descriptions, verify_stats) =
-            verify::identify(&records, evidence, options.verify, &mut Kcmp);
-        log::debug!(
-            "{} descriptions identified after {:?}",
-            descriptions.len(),
-            started.elapsed()
-        );
+        let (descriptions, verify_stats) = verify::identify(&records, evidence, mode, kernel);
+        log::debug!("{} descriptions identified", descriptions.len());
 
         let mut tree = GenidTree::new();
         let mut file_of = vec![0u32; records.len()];
@@ -285,8 +317,7 @@ impl Survey {
             let r = &records[file.holders[0]];
             by_inode.entry((r.dev, r.ino)).or_default().push(i);
         }
-        log::debug!("survey done after {:?}", started.elapsed());
-        Ok(Self {
+        Self {
             records,
             file_of,
             files,
@@ -296,17 +327,17 @@ impl Survey {
                 kernel_filtered: collection.kernel_filtered,
                 whole_system,
                 verify: verify_stats,
-                fallback: collector.fallback.take(),
-                plan: collector.plan.take(),
+                fallback: None,
+                plan: None,
                 unreadable: collection.unreadable,
-                exited,
-                collect_time,
-                elapsed: started.elapsed(),
+                exited: Vec::new(),
+                collect_time: collection.elapsed,
+                elapsed: collection.elapsed,
             },
             scope,
             by_id,
             by_inode,
-        })
+        }
     }
 
     /// Number of fds in the survey (the scope's and outside holders of its descriptions).

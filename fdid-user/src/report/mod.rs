@@ -82,3 +82,95 @@ impl Names {
             .unwrap_or_else(|| "?".to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Format, write};
+    use crate::testing::{PID, fd, survey};
+
+    /// A parent's description (7) dup'ed to fd 4 and inherited by a child; the child's own (8);
+    /// description 7 has one reference more than its holders (an fd in flight, say).
+    fn example() -> crate::survey::Survey {
+        let (parent, child) = (PID, PID + 1);
+        survey(
+            vec![
+                fd(parent, 3, 7, 4),
+                fd(parent, 4, 7, 4),
+                fd(child, 3, 7, 4),
+                fd(child, 5, 8, 1),
+            ],
+            &[parent],
+        )
+    }
+
+    fn written(format: Format) -> String {
+        let mut out = Vec::new();
+        write(&mut out, &example(), format).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_table_lists_holders_inside_and_outside_the_scope_and_hidden_references() {
+        let table = written(Format::Table { all: false });
+        assert!(
+            table.contains(&format!("    held by ?({PID}):3 ?({PID}):4\n")),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!(
+                "    also held outside the scope by ?({}):3\n",
+                PID + 1
+            )),
+            "{table}"
+        );
+        assert!(table.contains("    1 hidden reference(s)"), "{table}");
+        assert!(table.contains("refs 4"), "{table}");
+        assert!(
+            !table.contains(&format!("({}):5", PID + 1)),
+            "not the scope's: {table}"
+        );
+        let summary = table.lines().last().unwrap();
+        assert!(
+            summary.starts_with("1 processes, 2 fds, 1 open file descriptions, 1 shared"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn json_has_every_fd_and_description_with_consistent_ids() {
+        let json: serde_json::Value = serde_json::from_str(&written(Format::Json)).unwrap();
+        let fds = json["fds"].as_array().unwrap();
+        assert_eq!(
+            fds.len(),
+            3,
+            "the scope's fds and the outside holder of its description"
+        );
+        let id = &fds[0]["id"];
+        assert!(fds.iter().all(|f| &f["id"] == id));
+        let file = &json["files"].as_array().unwrap()[0];
+        assert_eq!(&file["id"], id);
+        assert_eq!(file["refs"], 4);
+        assert_eq!(file["hidden_refs"], 1);
+        assert_eq!(file["holders"].as_array().unwrap().len(), 3);
+        assert_eq!(json["summary"]["source"], "bpf");
+    }
+
+    #[test]
+    fn dot_joins_each_process_to_the_description_with_its_fds() {
+        let dot = written(Format::Dot);
+        let survey = example();
+        let id = survey.files[0].id.0;
+        assert!(
+            dot.contains(&format!("p{PID} -> f{id} [label=\"3,4\"]")),
+            "{dot}"
+        );
+        assert!(
+            dot.contains(&format!("p{} -> f{id} [label=\"3\"]", PID + 1)),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("style=dashed"),
+            "the child is outside the scope: {dot}"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! Surveys built from records and a fake kernel, for the unit tests of the stages after the walk.
+//! Pids are above `pid_max` (2^22), so nothing of this machine is looked up by mistake.
+
+use std::{collections::HashMap, io, time::Duration};
+
+use crate::{
+    collect::{Collection, Source},
+    record::FdRecord,
+    survey::{Survey, Walked},
+    verify::{CompareFiles, Evidence, KernelOrder, VerifyMode},
+};
+
+/// The first pid of the fake processes.
+pub const PID: u32 = 5_000_000;
+
+/// The kernel's truth: a description number per (pid, fd); each process its own fd table.
+pub struct FakeKernel(pub HashMap<(u32, u32), u64>);
+
+impl CompareFiles for FakeKernel {
+    fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
+        let truth = |r: &FdRecord| {
+            self.0
+                .get(&(r.tid, r.fd))
+                .copied()
+                .ok_or(io::Error::from(io::ErrorKind::NotFound))
+        };
+        Ok(match truth(a)?.cmp(&truth(b)?) {
+            std::cmp::Ordering::Equal => KernelOrder::Same,
+            std::cmp::Ordering::Less => KernelOrder::Less,
+            std::cmp::Ordering::Greater => KernelOrder::Greater,
+        })
+    }
+
+    fn same_fd_table(&mut self, a: u32, b: u32) -> io::Result<bool> {
+        Ok(a == b)
+    }
+}
+
+/// An fd of `pid` holding description `description` (its pointer hash), with `refs` references.
+pub fn fd(pid: u32, fd: u32, description: u64, refs: u64) -> FdRecord {
+    FdRecord {
+        tgid: pid,
+        tid: pid,
+        fd,
+        flags: 0o2,
+        mode: 0o100_644,
+        dev: 254 << 20,
+        ino: 1000 + description,
+        refs,
+        file_hash: description,
+        files_hash: u64::from(pid),
+        ..FdRecord::default()
+    }
+}
+
+/// A BPF-like whole-system survey of `records`, scoped to `scope` (empty: every process) as
+/// [`Survey::run`] scopes a whole-system walk.
+pub fn survey(records: Vec<FdRecord>, scope: &[u32]) -> Survey {
+    let truth = records
+        .iter()
+        .map(|r| ((r.tid, r.fd), r.file_hash))
+        .collect();
+    let mut collection = Collection {
+        records,
+        source: Source::Bpf,
+        evidence: Evidence {
+            hashed: true,
+            full_hash: true,
+        },
+        kernel_filtered: false,
+        unreadable: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let scope = (!scope.is_empty()).then(|| scope.iter().copied().collect());
+    if let Some(scope) = &scope {
+        collection.keep_related(scope);
+    }
+    let walked = Walked {
+        collection,
+        own_refs: HashMap::new(),
+        scope,
+        whole_system: true,
+    };
+    Survey::assemble(walked, VerifyMode::Ambiguous, &mut FakeKernel(truth))
+}
