@@ -1,4 +1,4 @@
-//! fdid's BPF iterator program. Built for `bpfel-unknown-none` by `cargo xtask build-ebpf`; on any other
+//! fdid's BPF iterator program. Built for `bpfel-unknown-none` by fdid-user's build script; on any other
 //! target this file compiles to an empty `main` so that workspace-wide host builds keep working.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
