@@ -21,7 +21,7 @@
 //! options.verify = VerifyMode::All;
 //! let survey = Survey::run(&options)?;
 //! for file in survey.shared_files() {
-//!     println!("{}: {} holders, {} references", file.id, file.holders.len(), file.refs);
+//!     println!("{}: {} holders, {:?} references", file.id, file.holders.len(), file.refs);
 //! }
 //! # Ok::<(), fdid::survey::SurveyError>(())
 //! ```

@@ -127,8 +127,9 @@ pub struct OpenFile {
     pub id: OpenFileId,
     /// Indices of its fds (see [`Survey::fd`]), in walk order.
     pub holders: Vec<usize>,
-    /// The kernel's reference count (largest seen during the walk; 0 when unknown).
-    pub refs: u64,
+    /// The kernel's reference count (largest seen during the walk); `None` when the collector cannot
+    /// read it (procfs).
+    pub refs: Option<u64>,
     /// References no fd explains (mmaps, SCM_RIGHTS in flight, io_uring…): `refs − holders`, known
     /// only when the whole system was walked. Approximate: counts move while the walk runs.
     pub hidden_refs: Option<u64>,
@@ -290,15 +291,16 @@ impl Survey {
         for description in descriptions {
             let first = &records[description.fds[0]];
             let id = tree.add(genid_of(first));
-            let refs = description.refs;
+            let refs = evidence.hashed.then_some(description.refs);
             let own = if evidence.hashed {
                 own_refs.get(&first.file_hash).copied().unwrap_or(0)
             } else {
                 0
             };
             let holders = description.fds;
-            let hidden_refs =
-                (whole_system && refs > 0).then(|| refs.saturating_sub(holders.len() as u64 + own));
+            let hidden_refs = refs
+                .filter(|_| whole_system)
+                .map(|refs| refs.saturating_sub(holders.len() as u64 + own));
             for &i in &holders {
                 file_of[i] = files.len() as u32;
             }

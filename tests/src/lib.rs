@@ -185,7 +185,7 @@ pub fn bpf_survey_settled(
 }
 
 /// The reference count and hidden references of `pid`'s fd `fd` in a survey.
-pub fn refs_of(survey: &Survey, pid: u32, fd: u32) -> Option<(u64, Option<u64>)> {
+pub fn refs_of(survey: &Survey, pid: u32, fd: u32) -> Option<(Option<u64>, Option<u64>)> {
     let file = survey.file(survey.id_of(pid, fd)?)?;
     Some((file.refs, file.hidden_refs))
 }

@@ -239,11 +239,12 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
         if n > 0 {
             out.write_all(b",")?;
         }
-        write!(
-            out,
-            "{{\"id\":{},\"refs\":{},\"hidden_refs\":",
-            file.id.0, file.refs
-        )?;
+        write!(out, "{{\"id\":{},\"refs\":", file.id.0)?;
+        match file.refs {
+            Some(refs) => write!(out, "{refs}")?,
+            None => out.write_all(b"null")?,
+        }
+        out.write_all(b",\"hidden_refs\":")?;
         match file.hidden_refs {
             Some(hidden) => write!(out, "{hidden}")?,
             None => out.write_all(b"null")?,

@@ -26,8 +26,8 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
             flags = first.flags,
             pos = first.pos,
         )?;
-        if file.refs > 0 {
-            write!(out, "  refs {}", file.refs)?;
+        if let Some(refs) = file.refs {
+            write!(out, "  refs {refs}")?;
         }
         if file.confirmed {
             write!(out, "  (kcmp-confirmed)")?;
