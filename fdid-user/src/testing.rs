@@ -13,13 +13,18 @@ use crate::{
 /// The first pid of the fake processes.
 pub const PID: u32 = 5_000_000;
 
-/// The kernel's truth: a description number per (pid, fd); each process its own fd table.
-pub struct FakeKernel(pub HashMap<(u32, u32), u64>);
+/// A fake kernel: a description number per (thread, fd) — fds it does not know are gone — and each
+/// process its own fd table; counts the comparisons asked of it.
+pub struct FakeKernel {
+    pub truth: HashMap<(u32, u32), u64>,
+    pub calls: u64,
+}
 
 impl CompareFiles for FakeKernel {
     fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
+        self.calls += 1;
         let truth = |r: &FdRecord| {
-            self.0
+            self.truth
                 .get(&(r.tid, r.fd))
                 .copied()
                 .ok_or(io::Error::from(io::ErrorKind::NotFound))
@@ -81,5 +86,6 @@ pub fn survey(records: Vec<FdRecord>, scope: &[u32]) -> Survey {
         scope,
         whole_system: true,
     };
-    Survey::assemble(walked, VerifyMode::Ambiguous, &mut FakeKernel(truth))
+    let mut kernel = FakeKernel { truth, calls: 0 };
+    Survey::assemble(walked, VerifyMode::Ambiguous, &mut kernel)
 }

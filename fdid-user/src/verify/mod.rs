@@ -368,32 +368,7 @@ mod tests {
 
     use super::*;
 
-    /// A fake kernel: each (pid, fd) names a description; some fds are gone.
-    struct FakeKernel {
-        truth: HashMap<(u32, u32), u32>,
-        calls: u64,
-    }
-
-    impl CompareFiles for FakeKernel {
-        fn compare(&mut self, a: &FdRecord, b: &FdRecord) -> io::Result<KernelOrder> {
-            self.calls += 1;
-            let lookup = |r: &FdRecord| {
-                self.truth
-                    .get(&(r.tgid, r.fd))
-                    .copied()
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-            };
-            Ok(match lookup(a)?.cmp(&lookup(b)?) {
-                std::cmp::Ordering::Equal => KernelOrder::Same,
-                std::cmp::Ordering::Less => KernelOrder::Less,
-                std::cmp::Ordering::Greater => KernelOrder::Greater,
-            })
-        }
-        /// Every process has a table of its own.
-        fn same_fd_table(&mut self, a: u32, b: u32) -> io::Result<bool> {
-            Ok(a == b)
-        }
-    }
+    use crate::testing::FakeKernel;
 
     fn fd(pid: u32, fd: u32, hash: u64, refs: u64) -> FdRecord {
         FdRecord {
@@ -527,7 +502,10 @@ mod tests {
     fn many_descriptions_of_one_inode_are_placed_by_binary_search() {
         // 16 separate opens of one file, each held by 8 fds, without hashes (procfs): 128 fds.
         let records: Vec<FdRecord> = (0..128).map(|i| fd(1 + i % 8, 100 + i / 8, 0, 0)).collect();
-        let truth = records.iter().map(|r| ((r.tgid, r.fd), r.fd)).collect();
+        let truth = records
+            .iter()
+            .map(|r| ((r.tgid, r.fd), u64::from(r.fd)))
+            .collect();
         let mut kernel = FakeKernel { truth, calls: 0 };
         let evidence = Evidence {
             hashed: false,
@@ -587,13 +565,13 @@ mod tests {
                         (r.file_hash * 1000
                             + u64::from(r.dev) * 100
                             + r.ino * 10
-                            + u64::from(r.flags)) as u32
+                            + u64::from(r.flags))
                             * 2
-                            + r.tgid % 2,
+                            + u64::from(r.tgid % 2),
                     )
                 })
                 .collect();
-            let truth: HashMap<(u32, u32), u32> = truth;
+            let truth: HashMap<(u32, u32), u64> = truth;
             let mut kernel = FakeKernel {
                 truth: truth.clone(),
                 calls: 0,
@@ -625,7 +603,7 @@ mod tests {
                         let owner = *description_of_truth.entry(key).or_insert(k);
                         assert_eq!(owner, k, "round {round}: one description split in two");
                     }
-                    let truths: HashSet<u32> = description
+                    let truths: HashSet<u64> = description
                         .fds
                         .iter()
                         .filter_map(|&i| truth.get(&(records[i].tgid, records[i].fd)).copied())
