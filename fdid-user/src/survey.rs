@@ -476,3 +476,6 @@ fn resolve_scope(scope: &Scope) -> Result<Option<BTreeSet<u32>>, SurveyError> {
     };
     Ok(Some(pids.into_iter().collect()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,15 +58,12 @@ pub fn fd(pid: u32, fd: u32, description: u64, refs: u64) -> FdRecord {
     }
 }
 
-/// A BPF-like whole-system survey of `records`, scoped to `scope` (empty: every process) as
+/// What a BPF-like walk of the whole system found, scoped to `scope` (empty: every process) as
 /// [`Survey::run`] scopes a whole-system walk.
-pub fn survey(records: Vec<FdRecord>, scope: &[u32]) -> Survey {
-    let truth = records
-        .iter()
-        .map(|r| ((r.tid, r.fd), r.file_hash))
-        .collect();
+pub fn walked(records: Vec<FdRecord>, scope: &[u32]) -> Walked {
     let mut collection = Collection {
         records,
+        sockets: Default::default(),
         source: Source::Bpf,
         evidence: Evidence {
             hashed: true,
@@ -80,12 +77,25 @@ pub fn survey(records: Vec<FdRecord>, scope: &[u32]) -> Survey {
     if let Some(scope) = &scope {
         collection.keep_related(scope);
     }
-    let walked = Walked {
+    Walked {
         collection,
         own_refs: HashMap::new(),
         scope,
         whole_system: true,
-    };
-    let mut kernel = FakeKernel { truth, calls: 0 };
-    Survey::assemble(walked, VerifyMode::Ambiguous, &mut kernel)
+    }
+}
+
+/// A fake kernel whose truth is the records' pointer hashes.
+pub fn kernel_of(records: &[FdRecord]) -> FakeKernel {
+    let truth = records
+        .iter()
+        .map(|r| ((r.tid, r.fd), r.file_hash))
+        .collect();
+    FakeKernel { truth, calls: 0 }
+}
+
+/// A BPF-like whole-system survey of `records`, scoped to `scope` (empty: every process).
+pub fn survey(records: Vec<FdRecord>, scope: &[u32]) -> Survey {
+    let mut kernel = kernel_of(&records);
+    Survey::assemble(walked(records, scope), VerifyMode::Ambiguous, &mut kernel)
 }

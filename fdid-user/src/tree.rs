@@ -115,6 +115,21 @@ mod tests {
         );
         assert_eq!(make_genid(0, 0, 0x5_0000_0003), 5 ^ 3, "pos_hi ^ pos_lo");
         assert_eq!(make_genid(1, 2, 4), 7);
+        // Overlapping bits cancel: xor, not or.
+        assert_eq!(make_genid(0b1100, 0b1010, 0b0110), 0);
+        assert_eq!(make_genid(0b11, 0, 0x1_0000_0001), 0b11);
+    }
+
+    #[test]
+    fn a_records_genid_uses_the_userspace_device_number() {
+        // 8:1 is 0x801 in userspace's dev_t, (8 << 20) | 1 in the record.
+        let record = FdRecord {
+            dev: (8 << 20) | 1,
+            ino: 0x10,
+            pos: 0x2_0000_0000,
+            ..FdRecord::default()
+        };
+        assert_eq!(genid_of(&record), 0x801 ^ 0x10 ^ 2);
     }
 
     #[test]
@@ -128,7 +143,9 @@ mod tests {
     #[test]
     fn descriptions_with_one_genid_share_a_node_with_distinct_subids() {
         let mut tree = GenidTree::new();
+        assert!(tree.is_empty());
         let a = tree.add(42);
+        assert!(!tree.is_empty());
         let b = tree.add(42);
         let c = tree.add(7);
         assert_eq!((a.genid(), b.genid(), c.genid()), (42, 42, 7));

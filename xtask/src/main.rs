@@ -4,6 +4,7 @@
 //! first makes sure the pinned toolchains and tools exist (`setup`) and then drives them explicitly, so a
 //! fresh machine needs nothing but rustup. The BPF object is built by `fdid-user`'s build script.
 
+mod mutants;
 mod setup;
 mod vm;
 
@@ -53,6 +54,14 @@ enum Cmd {
         /// How long to run.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// Mutation testing (cargo-mutants, installed into target/xtask-tools when missing) of the
+    /// library's pure modules and pipeline, as listed in .cargo/mutants.toml; prints the score and
+    /// fails below 90% or on a survivor the README does not list as equivalent. Results in
+    /// target/mutants/mutants.out. Arguments go to cargo-mutants (e.g. `--file fdid-user/src/tree.rs`).
+    Mutants {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Run the BPF integration tests in KVM guests on Debian kernels (default: 5.10, 6.1 and 6.12).
     VmTest {
@@ -143,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("running cargo fuzz")?;
             return Ok(exit_code(status));
         }
+        Cmd::Mutants { args } => return mutants::run(&ws, &args),
         Cmd::VmTest { kernels, tcg } => {
             let passed = vm::run(&ws, &vm::VmTest { kernels, tcg })?;
             return Ok(if passed {

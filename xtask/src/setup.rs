@@ -256,21 +256,33 @@ fn linker_version(bpf_linker: &Path) -> Option<String> {
 
 /// cargo-fuzz, installed into `<tools>/bin` when missing; returns that directory.
 pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
+    ensure_cargo_tool(ws, "cargo-fuzz", None)
+}
+
+/// Makes sure cargo-mutants (the version `cargo xtask mutants` is written for) is in
+/// target/xtask-tools/bin; returns that directory.
+pub fn ensure_cargo_mutants(ws: &Workspace) -> Result<PathBuf> {
+    ensure_cargo_tool(ws, "cargo-mutants", Some("27.1.0"))
+}
+
+fn ensure_cargo_tool(ws: &Workspace, name: &str, version: Option<&str>) -> Result<PathBuf> {
     let bin = ws.tools.join("bin");
-    if bin.join("cargo-fuzz").is_file() {
+    if bin.join(name).is_file() {
         return Ok(bin);
     }
     eprintln!(
-        "xtask: installing cargo-fuzz into {} (a minute or two, once)",
+        "xtask: installing {name} into {} (a minute or two, once)",
         ws.tools.display()
     );
-    run(
-        crate::toolchain_neutral_cargo()
-            .arg(format!("+{TOOLCHAIN}"))
-            .args(["install", "cargo-fuzz", "--root"])
-            .arg(&ws.tools),
-        "cargo install cargo-fuzz",
-    )?;
+    let mut install = crate::toolchain_neutral_cargo();
+    install
+        .arg(format!("+{TOOLCHAIN}"))
+        .args(["install", "--locked", name, "--root"])
+        .arg(&ws.tools);
+    if let Some(version) = version {
+        install.args(["--version", version]);
+    }
+    run(&mut install, &format!("cargo install {name}"))?;
     Ok(bin)
 }
 

@@ -11,7 +11,7 @@ use std::{
 use super::{Names, file_type};
 use crate::survey::Survey;
 
-fn label(s: &str) -> String {
+pub(super) fn label(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 

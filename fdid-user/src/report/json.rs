@@ -325,5 +325,7 @@ mod tests {
         assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(quoted("new\nline\u{1}"), "\"new\\nline\\u0001\"");
         assert_eq!(quoted("/tmp/ünï"), "\"/tmp/ünï\"");
+        assert_eq!(quoted("tab\tcr\r space"), "\"tab\\tcr\\r space\"");
+        assert_eq!(quoted("\u{1f}\u{7f}"), "\"\\u001f\u{7f}\"");
     }
 }

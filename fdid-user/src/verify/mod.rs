@@ -24,10 +24,12 @@
 //! before it could be compared (its process exited or closed it) becomes a description of its own
 //! marked **unconfirmed** — it is never merged on hash evidence alone.
 
+mod partition;
 mod tables;
 
 use std::io;
 
+pub use partition::{PartitionError, check_partition};
 use rustc_hash::FxHashMap;
 pub use tables::{SharedTable, merge_shared_tables};
 
@@ -101,7 +103,7 @@ pub struct Evidence {
 }
 
 /// Flags fixed for the life of a description.
-fn fixed_flags(flags: u32) -> u32 {
+pub(crate) fn fixed_flags(flags: u32) -> u32 {
     flags & (libc::O_ACCMODE | libc::O_PATH) as u32
 }
 
@@ -310,58 +312,6 @@ fn place_linearly(
     Placement::New(classes.len())
 }
 
-/// Checks that `descriptions` is a valid result of [`identify`] over `records`: every record in exactly
-/// one description, descriptions ordered by their first fd, fds in record order, everything certainly
-/// different kept apart, unconfirmed descriptions single. For tests and fuzzing.
-pub fn check_partition(records: &[FdRecord], descriptions: &[Description]) -> Result<(), String> {
-    let mut seen = vec![false; records.len()];
-    let mut previous_first = None;
-    for (k, description) in descriptions.iter().enumerate() {
-        let Some(&first) = description.fds.first() else {
-            return Err(format!("description {k} is empty"));
-        };
-        if previous_first.is_some_and(|previous| previous >= first) {
-            return Err(format!("description {k} is out of order"));
-        }
-        previous_first = Some(first);
-        if description.unconfirmed && description.fds.len() != 1 {
-            return Err(format!(
-                "unconfirmed description {k} has {} fds",
-                description.fds.len()
-            ));
-        }
-        if !description.fds.windows(2).all(|pair| pair[0] < pair[1]) {
-            return Err(format!("description {k}: fds not in record order"));
-        }
-        let key = |i: usize| {
-            (
-                records[i].dev,
-                records[i].ino,
-                fixed_flags(records[i].flags),
-            )
-        };
-        for &i in &description.fds {
-            match seen.get_mut(i) {
-                None => {
-                    return Err(format!(
-                        "description {k} names record {i} of {}",
-                        records.len()
-                    ));
-                }
-                Some(true) => return Err(format!("record {i} is in two descriptions")),
-                Some(slot) => *slot = true,
-            }
-            if key(i) != key(first) {
-                return Err(format!("description {k} mixes inodes or access modes"));
-            }
-        }
-    }
-    match seen.iter().position(|&s| !s) {
-        Some(i) => Err(format!("record {i} is in no description")),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{HashMap, HashSet};
@@ -451,6 +401,10 @@ mod tests {
         );
         assert_eq!(stats.splits, 2);
         assert!(found[0].confirmed);
+        assert!(
+            !found[1].confirmed && !found[2].confirmed,
+            "split off alone: nothing confirmed them equal to anything"
+        );
     }
 
     #[test]
@@ -467,6 +421,7 @@ mod tests {
         let (found, stats) = identify(&records, FULL, VerifyMode::All, &mut kernel);
         assert_eq!(found.len(), 3);
         assert_eq!(stats.kcmp_calls, 0);
+        assert_eq!(stats.groups_checked, 0, "a lone fd is no group to check");
     }
 
     #[test]
@@ -490,12 +445,13 @@ mod tests {
         let records = [fd(9, 3, 0xaa, 3), fd(1, 3, 0xaa, 3), fd(2, 3, 0xaa, 3)];
         let truth = HashMap::from([((1, 3), 1), ((2, 3), 1)]);
         let mut kernel = FakeKernel { truth, calls: 0 };
-        let (found, _) = identify(&records, FULL, VerifyMode::All, &mut kernel);
+        let (found, stats) = identify(&records, FULL, VerifyMode::All, &mut kernel);
         assert_eq!(
             groups(&found, &records),
             vec![vec![(9, 3)], vec![(1, 3), (2, 3)]]
         );
         assert!(found[0].unconfirmed);
+        assert_eq!(stats.unconfirmed_fds, 1);
     }
 
     #[test]
@@ -619,6 +575,64 @@ mod tests {
                 "round {round}: every kcmp call is counted"
             );
         }
+    }
+
+    #[test]
+    fn status_flags_changed_during_the_walk_do_not_split_a_description() {
+        // fcntl(F_SETFL, O_NONBLOCK | O_APPEND) between two fds' records: same description.
+        let mut later = fd(2, 3, 0xaa, 2);
+        later.flags |= (libc::O_NONBLOCK | libc::O_APPEND) as u32;
+        let records = [fd(1, 3, 0xaa, 2), later];
+        let mut kernel = FakeKernel {
+            truth: HashMap::new(),
+            calls: 0,
+        };
+        let (found, _) = identify(&records, FULL, VerifyMode::Ambiguous, &mut kernel);
+        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)]]);
+    }
+
+    #[test]
+    fn full_width_hashes_group_like_small_ones() {
+        // Real pointer hashes use all 64 bits.
+        let hashes = [0xfedc_ba98_7654_3210u64, 0x8000_0000_0000_0001, u64::MAX];
+        let records: Vec<FdRecord> = (0..30)
+            .map(|i| fd(1 + i / 3, 3 + i % 3, hashes[(i % 3) as usize], 10))
+            .collect();
+        let mut kernel = FakeKernel {
+            truth: HashMap::new(),
+            calls: 0,
+        };
+        let (found, _) = identify(&records, FULL, VerifyMode::Ambiguous, &mut kernel);
+        assert_eq!(found.len(), 3);
+        assert!(found.iter().all(|d| d.fds.len() == 10 && d.refs == 10));
+    }
+
+    #[test]
+    fn an_unknown_reference_count_does_not_call_for_kcmp() {
+        // refs 0: a kernel whose count could not be read; the full hash alone decides.
+        let records = [fd(1, 3, 0xaa, 0), fd(2, 3, 0xaa, 0)];
+        let mut kernel = FakeKernel {
+            truth: HashMap::new(),
+            calls: 0,
+        };
+        let (found, stats) = identify(&records, FULL, VerifyMode::Ambiguous, &mut kernel);
+        assert_eq!(groups(&found, &records), vec![vec![(1, 3), (2, 3)]]);
+        assert_eq!(stats.kcmp_calls, 0);
+    }
+
+    #[test]
+    fn the_real_kernel_tells_a_shared_fd_table_from_a_copied_one() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let (me, other) = (std::process::id(), child.id());
+        let same_as_me = Kcmp.same_fd_table(me, me);
+        let same_as_child = Kcmp.same_fd_table(me, other);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(same_as_me.unwrap());
+        assert!(!same_as_child.unwrap(), "a child gets a copy of the table");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn merge_shared_tables(
     }
     let mut shared = Vec::new();
     let mut dropped: HashSet<u32> = HashSet::new();
-    for pids in tables.values().filter(|pids| pids.len() > 1) {
+    for pids in tables.values() {
         // List the table under a process of the scope when there is one.
         let primary = pids
             .iter()
