@@ -16,7 +16,9 @@ use core::{
 
 use aya_ebpf::helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel, bpf_seq_write};
 use aya_log_ebpf::warn;
-use fdid_ebpf::{FdRecord, IterConfig, siphash::siphash24_u64};
+use fdid_ebpf::{
+    EXTENSION_SOCKET, FdRecord, IterConfig, SOCKFS_MAGIC, SocketRecord, siphash::siphash24_u64,
+};
 
 /// `struct bpf_iter_meta` (uapi of BPF iterators).
 #[repr(C)]
@@ -39,33 +41,7 @@ pub struct TaskFileCtx {
 
 /// Filled in by userspace before load; frozen (read-only for the program).
 #[unsafe(no_mangle)]
-static FDID_CONFIG: IterConfig = IterConfig {
-    hash_key: [0; 2],
-    hash_mask: 0,
-    refs_bias: 0,
-    filter_tgid: 0,
-    _pad: 0,
-    offsets: fdid_ebpf::FieldOffsets {
-        task_tgid: 0,
-        task_pid: 0,
-        task_files: 0,
-        file_inode: 0,
-        file_pos: 0,
-        file_flags: 0,
-        file_refs: 0,
-        inode_sb: 0,
-        inode_ino: 0,
-        inode_mode: 0,
-        sb_dev: 0,
-        task_group_leader: 0,
-        task_thread_pid: 0,
-        pid_level: 0,
-        pid_numbers: 0,
-        upid_nr: 0,
-        upid_size: 0,
-        _pad: 0,
-    },
-};
+static FDID_CONFIG: IterConfig = IterConfig::ZERO;
 
 /// What the program computed for the task it is walking, reused for each of that task's fds: the
 /// kernel visits a task's fds one after another. Keyed by the task pointer's value and its (initial
@@ -95,9 +71,13 @@ static mut FDID_TASK_CACHE: TaskCache = TaskCache {
 macro_rules! config {
     ($($member:tt)+) => {
         // SAFETY: FDID_CONFIG is a valid, initialised static; the read has the member's own type.
-        unsafe { read_volatile(addr_of!(FDID_CONFIG.$($member)+)) }
+        unsafe {
+            ::core::ptr::read_volatile(::core::ptr::addr_of!($crate::program::FDID_CONFIG.$($member)+))
+        }
     };
 }
+
+mod socket;
 
 /// Loads a `T` at `offset` bytes into a kernel object reached through a BTF-typed pointer.
 ///
@@ -274,7 +254,7 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         tgid,
         tid,
         fd,
-        pid_ns_level: pid_ns_level as u16,
+        pid_ns_level: pid_ns_level as u8,
         files_hash,
         ..FdRecord::default()
     };
@@ -307,6 +287,22 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         }
     }
 
+    // A socket (its inode on sockfs): its identity follows the record, built in a global (the
+    // stack has no room for it).
+    let scratch = &raw mut FDID_SOCKET_SCRATCH;
+    if is_socket(record.mode, inode) {
+        let private_data_offset = config!(offsets.socket.file_private_data);
+        // SAFETY: `file` is the non-null typed pointer from the context; the offset is a frozen
+        // constant. The member is a `void *`: the verifier gives it as a number.
+        let private_data: u64 = unsafe { load(file, private_data_offset) };
+        // SAFETY: the scratch is this program's own global, used by one iterator step at a time.
+        let socket = unsafe { &mut (*scratch).socket };
+        *socket = SocketRecord::ZERO;
+        if private_data != 0 && socket::read_socket(private_data, socket) {
+            record.extension = EXTENSION_SOCKET;
+        }
+    }
+
     // The `file` pointer's value sits in the context.
     // SAFETY: only the context member's address is taken; `read_word` reads it.
     match read_word(unsafe { addr_of!((*ctx).file) }.cast()) {
@@ -322,16 +318,80 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         }
     }
 
-    // SAFETY: `meta` is the context's non-null iterator meta; the record is a plain local.
-    unsafe {
-        let seq = read_volatile(addr_of!((*meta).seq));
-        bpf_seq_write(
-            seq.cast(),
-            (&raw const record).cast(),
-            size_of::<FdRecord>() as u32,
-        );
+    // SAFETY: `meta` is the context's non-null iterator meta.
+    let seq = unsafe { read_volatile(addr_of!((*meta).seq)) };
+    if record.extension == EXTENSION_SOCKET {
+        // One write for both, so that a full buffer retries them together.
+        // SAFETY: the scratch is this program's own global (see above); `seq` is the iterator's
+        // seq_file and the scratch has the size given.
+        unsafe {
+            (*scratch).record = record;
+            bpf_seq_write(
+                seq.cast(),
+                scratch.cast_const().cast(),
+                size_of::<WithSocket>() as u32,
+            )
+        };
+    } else {
+        // SAFETY: as above, for the record alone.
+        unsafe {
+            bpf_seq_write(
+                seq.cast(),
+                (&raw const record).cast(),
+                size_of::<FdRecord>() as u32,
+            )
+        };
     }
     0
+}
+
+/// A socket's record and its extension, as they go into the stream.
+#[repr(C)]
+struct WithSocket {
+    record: FdRecord,
+    socket: SocketRecord,
+}
+
+/// Writable, private to this program instance (`.bss`): where a socket's record is built.
+#[unsafe(no_mangle)]
+static mut FDID_SOCKET_SCRATCH: WithSocket = WithSocket {
+    record: FdRecord {
+        tgid: 0,
+        tid: 0,
+        fd: 0,
+        flags: 0,
+        mode: 0,
+        pid_ns_level: 0,
+        extension: 0,
+        dev: 0,
+        ino: 0,
+        pos: 0,
+        refs: 0,
+        file_hash: 0,
+        files_hash: 0,
+    },
+    socket: SocketRecord::ZERO,
+};
+
+/// Whether the fd's inode is a socket's: type bits `S_IFSOCK` and its superblock sockfs (a unix
+/// socket's path opened with `O_PATH` is `S_IFSOCK` too, on the filesystem it lives on).
+#[inline(always)]
+fn is_socket(mode: u16, inode: *const u8) -> bool {
+    const S_IFMT: u16 = 0o170_000;
+    const S_IFSOCK: u16 = 0o140_000;
+    if mode & S_IFMT != S_IFSOCK || inode.is_null() || config!(offsets.socket.valid) == 0 {
+        return false;
+    }
+    let sb_offset = config!(offsets.inode_sb);
+    // SAFETY: `inode` is a non-null typed pointer loaded through `file`; frozen offset.
+    let sb: *const u8 = unsafe { load(inode, sb_offset) };
+    if sb.is_null() {
+        return false;
+    }
+    let magic_offset = config!(offsets.sb_magic);
+    // SAFETY: `sb` is a non-null typed pointer loaded through `inode`; frozen offset.
+    let magic: u64 = unsafe { load(sb, magic_offset) };
+    magic == SOCKFS_MAGIC
 }
 
 #[cfg(not(test))]

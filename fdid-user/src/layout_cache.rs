@@ -2,7 +2,9 @@
 //! needs no BTF at all once one run of this boot has parsed it.
 //!
 //! The kernel's BTF cannot change while it runs, so the layout is keyed on what identifies a boot and
-//! a kernel: the boot id, the kernel release and the size of the BTF file, plus this cache format.
+//! a kernel: the boot id, the kernel release and the size of the BTF file, plus this cache format and
+//! the executable that resolved it (its inode, size and modification time: a rebuilt fdid, which may
+//! resolve other members, does not take an older build's layout).
 //! It lives in `/run/fdid/` (a tmpfs, emptied at boot), is written by root only (directory 0700, file
 //! 0600, written to a temporary name and renamed) and is trusted only when it is still root's and
 //! not writable by anyone else, read without following symlinks. A wrong layout could not read
@@ -22,7 +24,7 @@ use crate::{btf::VMLINUX_BTF, offsets::KernelLayout};
 /// Where the cache lives by default.
 pub const DEFAULT_DIR: &str = "/run/fdid";
 const FILE: &str = "layout";
-const FORMAT: &str = "fdid-layout 1";
+const FORMAT: &str = "fdid-layout 2";
 
 /// Number of `u32` members of [`FieldOffsets`].
 const OFFSET_WORDS: usize = size_of::<FieldOffsets>() / 4;
@@ -42,9 +44,17 @@ impl LayoutCache {
         let boot_id = read("/proc/sys/kernel/random/boot_id")?;
         let release = read("/proc/sys/kernel/osrelease")?;
         let btf_size = fs::metadata(VMLINUX_BTF).ok()?.len();
+        let exe = fs::metadata(std::env::current_exe().ok()?).ok()?;
         Some(Self {
             dir: dir.to_path_buf(),
-            key: format!("boot {boot_id} release {release} btf_size {btf_size}"),
+            key: format!(
+                "boot {boot_id} release {release} btf_size {btf_size} exe {}:{} {} {}.{}",
+                exe.dev(),
+                exe.ino(),
+                exe.len(),
+                exe.mtime(),
+                exe.mtime_nsec()
+            ),
         })
     }
 

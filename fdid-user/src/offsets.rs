@@ -3,7 +3,7 @@
 //! Nothing is compiled in: each member is looked up by name, its size and kind are checked against what
 //! the program loads, and a missing member is an error that names it.
 
-use fdid_ebpf::FieldOffsets;
+use fdid_ebpf::{FieldOffsets, SocketOffsets};
 
 use crate::btf::{Btf, BtfError, MemberKind};
 
@@ -37,6 +37,12 @@ pub enum LayoutError {
         kind: MemberKind,
         found_size: u32,
         found_kind: MemberKind,
+    },
+    #[error("BTF member `{strukt}.{member}` is at offset {offset}, fdid needs it first")]
+    NotFirst {
+        strukt: &'static str,
+        member: &'static str,
+        offset: u32,
     },
     #[error("BTF struct `file` has neither `f_ref` nor `f_count`")]
     NoRefCount,
@@ -110,7 +116,11 @@ impl KernelLayout {
             pid_numbers: btf.member("pid", "numbers")?.offset,
             upid_nr: member(btf, "upid", "nr", 4, int)?,
             upid_size: btf.struct_size("upid")?,
-            _pad: 0,
+            sb_magic: member(btf, "super_block", "s_magic", 8, int)?,
+            socket: socket_offsets(btf).unwrap_or_else(|error| {
+                log::debug!("sockets will not be described: {error}");
+                SocketOffsets::ZERO
+            }),
         };
         Ok(Self {
             offsets,
@@ -120,6 +130,61 @@ impl KernelLayout {
             task_file_func,
         })
     }
+}
+
+/// Where the program finds a socket's identity (see [`SocketOffsets`]).
+fn socket_offsets(btf: &Btf) -> Result<SocketOffsets, LayoutError> {
+    use MemberKind::{Array, Int, Pointer, Struct};
+    let (int, ptr, strukt) = (&[Int][..], &[Pointer][..], &[Struct][..]);
+    // The program adds these to a `struct sock` pointer: sock begins with sock_common, unix_sock and
+    // socket_alloc with sock and socket.
+    for (strukt, member) in [
+        ("sock", "__sk_common"),
+        ("unix_sock", "sk"),
+        ("socket_alloc", "socket"),
+    ] {
+        let offset = btf.member(strukt, member)?.offset;
+        if offset != 0 {
+            return Err(LayoutError::NotFirst {
+                strukt,
+                member,
+                offset,
+            });
+        }
+    }
+    let common = |name: &'static str, size: u32, kinds: &[MemberKind]| {
+        member(btf, "sock_common", name, size, kinds)
+    };
+    // possible_net_t is a struct holding one `struct net *`.
+    let net = common("skc_net", 8, strukt)?;
+    Ok(SocketOffsets {
+        valid: 1,
+        file_private_data: member(btf, "file", "private_data", 8, ptr)?,
+        socket_sk: member(btf, "socket", "sk", 8, ptr)?,
+        family: common("skc_family", 2, int)?,
+        state: common("skc_state", 1, int)?,
+        num: common("skc_num", 2, int)?,
+        dport: common("skc_dport", 2, int)?,
+        rcv_saddr: common("skc_rcv_saddr", 4, int)?,
+        daddr: common("skc_daddr", 4, int)?,
+        v6_rcv_saddr: common("skc_v6_rcv_saddr", 16, strukt)?,
+        v6_daddr: common("skc_v6_daddr", 16, strukt)?,
+        net,
+        // ns_common's size differs between kernels: only its place matters.
+        net_inum: btf.member("net", "ns")?.offset + member(btf, "ns_common", "inum", 4, int)?,
+        sk_type: member(btf, "sock", "sk_type", 2, int)?,
+        sk_protocol: member(btf, "sock", "sk_protocol", 2, int)?,
+        sk_socket: member(btf, "sock", "sk_socket", 8, ptr)?,
+        socket_ino: btf.member("socket_alloc", "vfs_inode")?.offset
+            + member(btf, "inode", "i_ino", 8, int)?,
+        unix_addr: member(btf, "unix_sock", "addr", 8, ptr)?,
+        unix_peer: member(btf, "unix_sock", "peer", 8, ptr)?,
+        unix_address_len: member(btf, "unix_address", "len", 4, int)?,
+        // `name` is a flexible array of sockaddr_un: only its place matters.
+        unix_address_path: btf.member("unix_address", "name")?.offset
+            + member(btf, "sockaddr_un", "sun_path", 108, &[Array])?,
+        _pad: 0,
+    })
 }
 
 #[cfg(test)]
@@ -139,5 +204,31 @@ mod tests {
         assert_ne!(offsets.file_pos, offsets.file_flags);
         // 6.13 renamed the count (f_count -> f_ref, stored as count - 1).
         assert!(["f_ref", "f_count"].contains(&layout.refs_member));
+    }
+
+    #[test]
+    fn a_member_of_another_size_or_kind_is_a_shape_error() {
+        let path = std::path::Path::new(crate::btf::VMLINUX_BTF);
+        if !path.exists() && !crate::in_ci() {
+            eprintln!("SKIPPED: {} is missing", path.display());
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        let int = &[MemberKind::Int][..];
+        assert!(member(&btf, "file", "f_flags", 4, int).is_ok());
+        for (size, kinds) in [(8, int), (4, &[MemberKind::Pointer][..])] {
+            let error = member(&btf, "file", "f_flags", size, kinds).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    LayoutError::Shape {
+                        found_size: 4,
+                        found_kind: MemberKind::Int,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+        }
     }
 }

@@ -264,7 +264,9 @@ fn build_test_binaries(ws: &Workspace) -> Result<TestBinaries> {
             "--package",
             "fdid-tests",
         ])
-        .args(["--test", "collect", "--test", "identity"])
+        .args([
+            "--test", "collect", "--test", "identity", "--test", "sockets",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .context("building the test binaries")?;

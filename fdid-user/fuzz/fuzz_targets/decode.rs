@@ -2,7 +2,7 @@
 //! streaming reader agrees with the one-shot decoder.
 #![no_main]
 
-use fdid::record::{RECORD_SIZE, decode, read_into};
+use fdid::record::{RECORD_SIZE, Sockets, decode, read_into, split_extensions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,11 +18,15 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[n..];
         Ok(n)
     });
+    let mut sockets = Sockets::default();
+    let streamed = streamed.map(|bytes| (bytes, split_extensions(&mut records, 0, &mut sockets)));
     match (whole, streamed) {
-        (Ok(decoded), Ok(bytes)) => {
+        (Ok(decoded), Ok((bytes, Ok(())))) => {
             assert_eq!(bytes as usize, stream.len());
-            assert_eq!(decoded, records);
+            assert_eq!(decoded.records, records);
+            assert_eq!(decoded.sockets, sockets);
         }
+        (Err(whole), Ok((_, Err(split)))) => assert_eq!(whole, split),
         (Err(_), Err(_)) => assert_ne!(stream.len() % RECORD_SIZE, 0),
         (whole, streamed) => panic!("decoders disagree: {whole:?} vs {streamed:?}"),
     }

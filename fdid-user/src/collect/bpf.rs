@@ -16,7 +16,7 @@ use crate::{
     btf::{self, Btf},
     layout_cache::{self, LayoutCache},
     offsets::{KernelLayout, LayoutError},
-    record,
+    record::{self, Sockets},
     verify::Evidence,
 };
 
@@ -57,6 +57,8 @@ pub enum BpfError {
     },
     #[error("reading the iterator: {0}")]
     Read(std::io::Error),
+    #[error("the iterator's record stream is malformed")]
+    Decode(#[source] record::DecodeError),
     #[error("the program was loaded to filter on process {0}; it cannot walk other processes")]
     FilteredProgram(u32),
     #[error("no random key")]
@@ -195,6 +197,7 @@ impl BpfCollector {
         let started = Instant::now();
         let program = iter_program(&mut self.ebpf)?;
         let mut records = Vec::new();
+        let mut sockets = Sockets::default();
         let filter = self.program_filter;
         let kernel_filtered = match target {
             // Cannot happen through Survey (it loads without a program filter); say so rather than
@@ -205,22 +208,22 @@ impl BpfCollector {
             }
             // The program itself keeps only that process's records: nothing to drop here.
             Target::Pids(_) if filter != 0 => {
-                read_iterator(program, None, &mut records)?;
+                read_iterator(program, None, &mut records, &mut sockets)?;
                 false
             }
             Target::Pids(pids) if self.layout.kernel_pid_filter => {
                 for &pid in pids {
-                    read_iterator(program, Some(pid), &mut records)?;
+                    read_iterator(program, Some(pid), &mut records, &mut sockets)?;
                 }
                 true
             }
             Target::Pids(pids) => {
-                read_iterator(program, None, &mut records)?;
+                read_iterator(program, None, &mut records, &mut sockets)?;
                 records.retain(|r| pids.contains(&r.tgid));
                 false
             }
             Target::All => {
-                read_iterator(program, None, &mut records)?;
+                read_iterator(program, None, &mut records, &mut sockets)?;
                 false
             }
         };
@@ -229,6 +232,7 @@ impl BpfCollector {
         }
         Ok(Collection {
             records,
+            sockets,
             source: Source::Bpf,
             evidence: Evidence {
                 hashed: true,
@@ -347,10 +351,12 @@ fn read_iterator(
     program: &mut Iter,
     pid: Option<u32>,
     records: &mut Vec<FdRecord>,
+    sockets: &mut Sockets,
 ) -> Result<(), BpfError> {
     let iterator = open_iterator(program, pid)?;
+    let from = records.len();
     record::read_fd_into(iterator.as_fd(), records).map_err(BpfError::Read)?;
-    Ok(())
+    record::split_extensions(records, from, sockets).map_err(BpfError::Decode)
 }
 
 /// Attaches the program (with the kernel's pid filter for `pid`) and opens an iterator instance on

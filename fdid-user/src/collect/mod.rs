@@ -13,7 +13,10 @@ use std::{
 
 pub use collector::{CollectError, Collector, CollectorKind, Walk};
 
-use crate::{record::FdRecord, verify::Evidence};
+use crate::{
+    record::{FdRecord, Sockets},
+    verify::Evidence,
+};
 
 /// Which collector produced a [`Collection`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub enum Target {
 #[derive(Clone, Debug)]
 pub struct Collection {
     pub records: Vec<FdRecord>,
+    /// What the sockets among the records are, by inode number (BPF: read in the kernel).
+    pub sockets: Sockets,
     pub source: Source,
     /// What the records prove about identity (pointer hashes or none), for [`crate::verify`].
     pub evidence: Evidence,

@@ -37,6 +37,7 @@ pub fn collect(target: &Target) -> std::io::Result<Collection> {
     }
     Ok(Collection {
         records,
+        sockets: Default::default(),
         source: Source::Procfs,
         evidence: Evidence {
             hashed: false,
@@ -163,6 +164,7 @@ fn record_from(fd: u32, meta: &fs::Metadata, fdinfo: &str) -> Option<FdRecord> {
         // st_mode holds i_mode, a 16-bit field.
         mode: meta.mode() as u16,
         pid_ns_level: 0,
+        extension: 0,
         dev: crate::dev::from_user(meta.dev()),
         ino: meta.ino(),
         pos,
