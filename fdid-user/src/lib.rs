@@ -30,17 +30,20 @@ pub mod btf;
 pub mod check;
 pub mod collect;
 pub mod dev;
+pub mod endpoints;
 pub mod kcmp;
 pub mod layout_cache;
 pub mod offsets;
 pub mod proc;
 pub mod record;
 pub mod report;
+pub mod socket;
 pub mod survey;
 #[cfg(test)]
 mod testing;
 pub mod tree;
 pub mod verify;
+pub mod who;
 
 pub use record::FdRecord;
 

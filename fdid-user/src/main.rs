@@ -13,6 +13,7 @@ use fdid::{
     collect::bpf::BpfOptions,
     report,
     survey::{CollectorKind, OutsideHolders},
+    who,
 };
 
 #[derive(Parser)]
@@ -55,6 +56,23 @@ enum Command {
         /// Report descriptions shared with ancestors too (inherited), except on fds 0-2.
         #[arg(long)]
         no_inherited: bool,
+    },
+    /// Who holds a file, a port, a pipe or a socket: each TARGET's open file descriptions, their
+    /// holders, the other ends, and which fds to close to release them. Exit 0 when something holds
+    /// a target, 1 when nothing does, 2 on errors.
+    Who {
+        #[command(flatten)]
+        survey: SurveyArgs,
+        /// A path (a file, or a unix socket's), tcp:PORT, udp:PORT, pipe:[INO], socket:[INO],
+        /// MAJOR:MINOR:INO or PID:FD.
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
+        /// Print the survey's JSON, restricted to the targets' descriptions and their other ends.
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Print the Graphviz graph of the targets' descriptions and their other ends.
+        #[arg(long)]
+        dot: bool,
     },
 }
 
@@ -151,7 +169,7 @@ async fn main() -> ExitCode {
         }
     };
     let verbose = match &cli.command {
-        Some(Command::Check { survey, .. }) => survey.verbose,
+        Some(Command::Check { survey, .. } | Command::Who { survey, .. }) => survey.verbose,
         None => cli.survey.verbose,
     };
     let (level, aya_level) = if verbose {
@@ -228,6 +246,12 @@ fn warn_about_fallback(survey: &Survey) {
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
+        Some(Command::Who {
+            survey: args,
+            targets,
+            json,
+            dot,
+        }) => who(args, targets, *json, *dot),
         None => {
             let survey = Survey::run(&cli.survey.options(if cli.scope_only {
                 OutsideHolders::Never
@@ -305,4 +329,53 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn who(args: &SurveyArgs, targets: &[String], json: bool, dot: bool) -> Result<ExitCode> {
+    let targets = targets
+        .iter()
+        .map(|text| who::Resolved::new(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let survey = Survey::run(&args.options(OutsideHolders::Always))?;
+    warn_about_fallback(&survey);
+    let in_scope: std::collections::BTreeSet<usize> = survey
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.holders.iter().any(|&h| survey.fd(h).in_scope))
+        .map(|(i, _)| i)
+        .collect();
+    let found: Vec<Vec<usize>> = targets
+        .iter()
+        .map(|target| {
+            let mut files = target.matching(&survey);
+            files.retain(|i| in_scope.contains(i));
+            files
+        })
+        .collect();
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    if json || dot {
+        let mut keep: Vec<usize> = found.iter().flatten().copied().collect();
+        for &i in found.iter().flatten() {
+            for id in &survey.files[i].endpoints {
+                keep.extend(survey.files.iter().position(|f| f.id == *id));
+            }
+        }
+        let format = if json {
+            report::Format::Json
+        } else {
+            report::Format::Dot
+        };
+        report::write(&mut out, &survey.select(&keep), format)?;
+    } else {
+        for (target, files) in targets.iter().zip(&found) {
+            who::write_table(&mut out, &survey, target, files)?;
+        }
+    }
+    out.flush()?;
+    Ok(if found.iter().any(|files| !files.is_empty()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

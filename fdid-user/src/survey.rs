@@ -24,8 +24,8 @@ use std::{
 pub use crate::{collect::CollectorKind, verify::SharedTable};
 use crate::{
     collect::{self, Collection, Collector, Source, Target, Walk, bpf::BpfOptions},
-    proc,
-    record::FdRecord,
+    endpoints, proc,
+    record::{FdRecord, Sockets},
     tree::{GenidTree, OpenFileId, genid_of},
     verify::{self, CompareFiles, Kcmp, VerifyMode, VerifyStats},
 };
@@ -137,6 +137,8 @@ pub struct OpenFile {
     pub confirmed: bool,
     /// Its one fd vanished before kcmp could compare it with others that looked the same.
     pub unconfirmed: bool,
+    /// The descriptions at its other end (a pipe's, a connected socket's), see [`crate::endpoints`].
+    pub endpoints: Vec<OpenFileId>,
 }
 
 /// Counts and costs of a survey.
@@ -185,6 +187,8 @@ pub struct Survey {
     pub files: Vec<OpenFile>,
     pub shared_tables: Vec<SharedTable>,
     pub stats: SurveyStats,
+    /// The sockets among the records, by inode number.
+    sockets: Sockets,
     /// The scope's processes; `None` for the whole system.
     scope: Option<BTreeSet<u32>>,
     by_id: HashMap<OpenFileId, usize>,
@@ -311,19 +315,21 @@ impl Survey {
                 hidden_refs,
                 confirmed: description.confirmed,
                 unconfirmed: description.unconfirmed,
+                endpoints: Vec::new(),
             });
         }
-        let by_id = files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
-        let mut by_inode: HashMap<(u32, u64), Vec<usize>> = HashMap::new();
-        for (i, file) in files.iter().enumerate() {
-            let r = &records[file.holders[0]];
-            by_inode.entry((r.dev, r.ino)).or_default().push(i);
+        let firsts: Vec<&FdRecord> = files.iter().map(|f| &records[f.holders[0]]).collect();
+        let ends = endpoints::link(&firsts, &collection.sockets);
+        for (i, others) in ends.into_iter().enumerate() {
+            files[i].endpoints = others.into_iter().map(|k| files[k].id).collect();
         }
+        let (by_id, by_inode) = index(&records, &files);
         Self {
             records,
             file_of,
             files,
             shared_tables,
+            sockets: collection.sockets,
             stats: SurveyStats {
                 source: collection.source,
                 kernel_filtered: collection.kernel_filtered,
@@ -341,120 +347,21 @@ impl Survey {
             by_inode,
         }
     }
+}
 
-    /// Number of fds in the survey (the scope's and outside holders of its descriptions).
-    pub fn len(&self) -> usize {
-        self.records.len()
+/// The descriptions by id and by (dev, ino).
+#[allow(clippy::type_complexity)]
+fn index(
+    records: &[FdRecord],
+    files: &[OpenFile],
+) -> (HashMap<OpenFileId, usize>, HashMap<(u32, u64), Vec<usize>>) {
+    let by_id = files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+    let mut by_inode: HashMap<(u32, u64), Vec<usize>> = HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let r = &records[file.holders[0]];
+        by_inode.entry((r.dev, r.ino)).or_default().push(i);
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// Whether `pid` is in the survey's scope.
-    pub fn in_scope(&self, pid: u32) -> bool {
-        self.scope.as_ref().is_none_or(|pids| pids.contains(&pid))
-    }
-
-    /// The `index`th fd (an index from [`OpenFile::holders`] or below [`Survey::len`]).
-    pub fn fd(&self, index: usize) -> SurveyFd {
-        let record = self.records[index];
-        let file = &self.files[self.file_of[index] as usize];
-        SurveyFd {
-            record,
-            id: file.id,
-            in_scope: self.in_scope(record.tgid),
-            unconfirmed: file.unconfirmed,
-        }
-    }
-
-    /// Every fd, in walk order.
-    pub fn fds(&self) -> impl ExactSizeIterator<Item = SurveyFd> + '_ {
-        (0..self.records.len()).map(|i| self.fd(i))
-    }
-
-    /// The record of the `index`th fd.
-    pub fn record(&self, index: usize) -> &FdRecord {
-        &self.records[index]
-    }
-
-    /// Index in [`Survey::files`] of the description the `index`th fd holds.
-    pub fn file_index_of(&self, index: usize) -> usize {
-        self.file_of[index] as usize
-    }
-
-    /// The description the `index`th fd holds.
-    pub fn file_of(&self, index: usize) -> &OpenFile {
-        &self.files[self.file_of[index] as usize]
-    }
-
-    /// The description with this id.
-    pub fn file(&self, id: OpenFileId) -> Option<&OpenFile> {
-        self.by_id.get(&id).map(|&i| &self.files[i])
-    }
-
-    /// The id of `pid`'s fd `fd`.
-    pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
-        let index = self
-            .records
-            .iter()
-            .position(|r| r.tgid == pid && r.fd == fd)?;
-        Some(self.file_of(index).id)
-    }
-
-    /// Descriptions held by more than one fd (in the scope or outside it).
-    pub fn shared_files(&self) -> impl Iterator<Item = &OpenFile> {
-        self.files.iter().filter(|f| f.holders.len() > 1)
-    }
-
-    /// Descriptions that have at least one holder in the scope.
-    pub fn files_in_scope(&self) -> impl Iterator<Item = &OpenFile> {
-        self.files.iter().filter(|f| {
-            f.holders
-                .iter()
-                .any(|&h| self.in_scope(self.records[h].tgid))
-        })
-    }
-
-    /// Other descriptions of the same inode (opened separately: two `open()`s of one file, the two
-    /// ends of one pipe).
-    pub fn same_inode(&self, id: OpenFileId) -> Vec<OpenFileId> {
-        let Some(file) = self.file(id) else {
-            return Vec::new();
-        };
-        let r = &self.records[file.holders[0]];
-        self.by_inode[&(r.dev, r.ino)]
-            .iter()
-            .map(|&i| self.files[i].id)
-            .filter(|&other| other != id)
-            .collect()
-    }
-
-    /// The processes of the scope that hold fds.
-    pub fn processes_in_scope(&self) -> BTreeSet<u32> {
-        self.records
-            .iter()
-            .map(|r| r.tgid)
-            .filter(|&pid| self.in_scope(pid))
-            .collect()
-    }
-
-    /// Number of fds held by processes of the scope.
-    pub fn fds_in_scope(&self) -> usize {
-        self.records
-            .iter()
-            .filter(|r| self.in_scope(r.tgid))
-            .count()
-    }
-
-    /// Distinct processes among the fds.
-    pub fn processes(&self) -> usize {
-        self.records
-            .iter()
-            .map(|r| r.tgid)
-            .collect::<BTreeSet<_>>()
-            .len()
-    }
+    (by_id, by_inode)
 }
 
 /// The scope's pids (with descendants for `--tree`), checked; `None` for the whole system.
@@ -477,5 +384,6 @@ fn resolve_scope(scope: &Scope) -> Result<Option<BTreeSet<u32>>, SurveyError> {
     Ok(Some(pids.into_iter().collect()))
 }
 
+mod query;
 #[cfg(test)]
 mod tests;

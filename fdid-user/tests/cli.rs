@@ -206,7 +206,7 @@ fn dot_draws_the_process_and_the_description_it_holds_twice() {
     assert!(dot.starts_with("digraph fdid {"), "{dot}");
     assert!(dot.contains(&format!("p{pid} [shape=box")), "{dot}");
     assert!(
-        dot.contains(&format!("p{pid} -> f")) && dot.contains("[label=\"3,4\"]"),
+        dot.contains(&format!("p{pid} -> f")) && dot.contains("[taillabel=\"3,4\"]"),
         "{dot}"
     );
     assert!(dot.contains("CHR /dev/null"), "{dot}");

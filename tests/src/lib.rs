@@ -100,6 +100,11 @@ impl Scenario {
             .unwrap_or_else(|| panic!("scenario has no fact `{name}`"))
     }
 
+    /// A fact the scenario may not have printed (e.g. `udp6` on a machine without IPv6).
+    pub fn maybe_fact(&self, name: &str) -> Option<u32> {
+        self.facts.get(name).copied()
+    }
+
     pub fn pid(&self) -> u32 {
         self.fact("pid")
     }

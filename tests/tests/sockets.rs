@@ -18,7 +18,7 @@ use fdid::{
     collect::{Target, bpf::BpfOptions},
     record::{SOCKET_PATH_IS_PEERS, SocketRecord},
 };
-use fdid_tests::bpf_collect;
+use fdid_tests::{bpf_collect, procfs_collect};
 
 const AF_UNIX: u16 = libc::AF_UNIX as u16;
 const AF_INET: u16 = libc::AF_INET as u16;
@@ -31,14 +31,17 @@ const TCP_LISTEN: u8 = 10;
 fn sockets_of_this_process() -> Option<HashMap<RawFd, SocketRecord>> {
     let me = std::process::id();
     let collection = bpf_collect(&Target::Pids(vec![me]), &BpfOptions::default())?;
-    Some(
-        collection
-            .records
-            .iter()
-            .filter(|r| r.tgid == me)
-            .filter_map(|r| Some((r.fd as RawFd, *collection.sockets.get(&r.ino)?)))
-            .collect(),
-    )
+    Some(by_fd(&collection))
+}
+
+fn by_fd(collection: &fdid::collect::Collection) -> HashMap<RawFd, SocketRecord> {
+    let me = std::process::id();
+    collection
+        .records
+        .iter()
+        .filter(|r| r.tgid == me)
+        .filter_map(|r| Some((r.fd as RawFd, *collection.sockets.get(&r.ino)?)))
+        .collect()
 }
 
 fn inode(fd: &impl AsRawFd) -> u64 {
@@ -183,5 +186,65 @@ fn a_unix_server_its_accepted_connection_and_the_client_show_the_path_and_their_
     assert!(
         !sockets.contains_key(&on_disk.as_raw_fd()),
         "an O_PATH fd of the socket's file is no socket"
+    );
+}
+
+/// What /proc/net's tables can say of a socket: no peer, no peer's path, no trailing NUL.
+fn as_procfs_knows_it(mut socket: SocketRecord) -> SocketRecord {
+    socket.peer_ino = 0;
+    if socket.flags & SOCKET_PATH_IS_PEERS != 0 {
+        socket.path = [0; 108];
+        socket.path_len = 0;
+        socket.flags = 0;
+    }
+    while socket.path_len > 0 && socket.path[usize::from(socket.path_len) - 1] == 0 {
+        socket.path_len -= 1;
+    }
+    socket
+}
+
+#[test]
+fn procfs_describes_the_sockets_as_bpf_does_but_for_unix_peers() {
+    let dir = std::env::temp_dir().join(format!("fdid-sockets-procfs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("app.sock");
+    let unix_listener = UnixListener::bind(&socket_path).unwrap();
+    let unix_client = UnixStream::connect(&socket_path).unwrap();
+    let (unix_accepted, _) = unix_listener.accept().unwrap();
+    let pair = UnixStream::pair().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let udp6 = UdpSocket::bind("[::1]:0");
+    let bpf = sockets_of_this_process();
+    let procfs = by_fd(&procfs_collect(&Target::Pids(vec![std::process::id()])));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let Some(bpf) = bpf else {
+        return;
+    };
+    // Only this test's own fds: the other tests of this binary open and close sockets in the same
+    // process meanwhile.
+    let mut fds = vec![
+        unix_listener.as_raw_fd(),
+        unix_client.as_raw_fd(),
+        unix_accepted.as_raw_fd(),
+        pair.0.as_raw_fd(),
+        pair.1.as_raw_fd(),
+        listener.as_raw_fd(),
+        client.as_raw_fd(),
+        accepted.as_raw_fd(),
+    ];
+    fds.extend(udp6.as_ref().map(|s| s.as_raw_fd()));
+    for fd in fds {
+        assert_eq!(
+            procfs.get(&fd),
+            Some(&as_procfs_knows_it(bpf[&fd])),
+            "fd {fd}"
+        );
+    }
+    assert_eq!(
+        procfs[&unix_client.as_raw_fd()].peer_ino,
+        0,
+        "no peers from procfs"
     );
 }

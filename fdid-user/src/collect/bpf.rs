@@ -465,6 +465,54 @@ mod tests {
         }
     }
 
+    /// The socket offsets resolved from BTF read what the socket API knows: the two ends of a
+    /// socketpair name each other's inode, a bound unix socket its path, both their namespace.
+    /// (tests/tests/sockets.rs checks every field; this one runs with the library's own tests.)
+    #[test]
+    fn sockets_are_read_as_the_socket_api_sees_them() {
+        use std::os::{
+            fd::AsRawFd as _,
+            unix::{fs::MetadataExt as _, net::UnixStream},
+        };
+        if !can_load_bpf() {
+            return;
+        }
+        let (a, b) = UnixStream::pair().unwrap();
+        let path = std::env::temp_dir().join(format!("fdid-lib-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let bound = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let me = std::process::id();
+        let mut collector = BpfCollector::load(&BpfOptions::default(), None).unwrap();
+        let collection = collector
+            .collect(&crate::collect::Target::Pids(vec![me]))
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let socket_of = |fd: i32| {
+            let r = collection
+                .records
+                .iter()
+                .find(|r| r.tgid == me && r.fd == fd as u32)
+                .unwrap();
+            collection.sockets[&r.ino]
+        };
+        let inode = |s: &UnixStream| {
+            std::fs::metadata(format!("/proc/self/fd/{}", s.as_raw_fd()))
+                .unwrap()
+                .ino()
+        };
+        let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
+        let (sa, sb) = (socket_of(a.as_raw_fd()), socket_of(b.as_raw_fd()));
+        assert_eq!((sa.peer_ino, sb.peer_ino), (inode(&b), inode(&a)));
+        assert_eq!(
+            (sa.family, sa.netns, sb.netns),
+            (libc::AF_UNIX as u16, netns, netns)
+        );
+        let listening = socket_of(bound.as_raw_fd());
+        let wanted = path.as_os_str().as_encoded_bytes();
+        assert_eq!(&listening.path[..wanted.len()], wanted);
+        assert!(usize::from(listening.path_len) >= wanted.len());
+    }
+
     /// Skips (outside CI) where BPF cannot load.
     fn can_load_bpf() -> bool {
         let real = std::path::Path::new(crate::btf::VMLINUX_BTF);

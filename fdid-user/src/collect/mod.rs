@@ -4,6 +4,7 @@ pub mod bpf;
 mod collector;
 pub mod plan;
 pub mod procfs;
+mod procnet;
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -78,9 +79,9 @@ impl Collection {
         holders.values().any(|&(count, refs)| refs > count)
     }
 
-    /// After a whole-system walk for a scoped survey: keeps the scope's records and the records of
+    /// After a whole-system walk for a scoped survey: keeps the scope's records, the records of
     /// other processes that may be the same descriptions (same pointer hash, or same inode without
-    /// hashes).
+    /// hashes), and those of the other ends of the scope's pipes and sockets.
     pub fn keep_related(&mut self, scope: &BTreeSet<u32>) {
         let hashed = self.evidence.hashed;
         let key = |r: &FdRecord| {
@@ -96,7 +97,12 @@ impl Collection {
             .filter(|r| scope.contains(&r.tgid))
             .map(key)
             .collect();
-        self.records
-            .retain(|r| scope.contains(&r.tgid) || wanted.contains(&key(r)));
+        let ends = crate::endpoints::other_end_inodes(
+            self.records.iter().filter(|r| scope.contains(&r.tgid)),
+            &self.sockets,
+        );
+        self.records.retain(|r| {
+            scope.contains(&r.tgid) || wanted.contains(&key(r)) || ends.contains(&(r.dev, r.ino))
+        });
     }
 }

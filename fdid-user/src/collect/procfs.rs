@@ -35,9 +35,10 @@ pub fn collect(target: &Target) -> std::io::Result<Collection> {
             unreadable.push(pid);
         }
     }
+    let sockets = super::procnet::sockets_of(&records);
     Ok(Collection {
         records,
-        sockets: Default::default(),
+        sockets,
         source: Source::Procfs,
         evidence: Evidence {
             hashed: false,

@@ -3,7 +3,9 @@
 //! ```text
 //! {"fds":[{"pid","tid","fd","id","genid","subid","dev":"MAJ:MIN","ino","pos","flags","mode","type",
 //!          "path","comm","in_scope","unconfirmed"}...],
-//!  "files":[{"id","refs","hidden_refs","confirmed","holders":[{"pid","fd"}...],"same_inode":[id...]}...],
+//!  "files":[{"id","refs","hidden_refs","confirmed","holders":[{"pid","fd"}...],"same_inode":[id...],
+//!            "socket":{"family","type","protocol","state","local","remote","path","netns"}|null,
+//!            "endpoints":[id...]}...],
 //!  "shared_tables":[{"pids":[...]}...],
 //!  "summary":{...}}
 //! ```
@@ -38,6 +40,39 @@ pub fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
     }
     out.write_all(&s.as_bytes()[start..])?;
     out.write_all(b"\"")
+}
+
+fn write_ids(out: &mut impl Write, ids: &[crate::tree::OpenFileId]) -> io::Result<()> {
+    for (k, id) in ids.iter().enumerate() {
+        write!(out, "{}{}", if k > 0 { "," } else { "" }, id.0)?;
+    }
+    Ok(())
+}
+
+/// `{"family","type","protocol","state","local","remote","path","netns"}`; addresses as
+/// `ADDR:PORT` (`[ADDR]:PORT` for IPv6), null when the socket has none.
+fn write_socket(out: &mut impl Write, socket: &crate::socket::Socket) -> io::Result<()> {
+    out.write_all(b"{\"family\":")?;
+    write_str(out, &socket.family_name())?;
+    out.write_all(b",\"type\":")?;
+    write_str(out, &socket.type_name())?;
+    out.write_all(b",\"protocol\":")?;
+    write_str(out, &socket.protocol_name())?;
+    out.write_all(b",\"state\":")?;
+    write_str(out, socket.state_name())?;
+    for (name, address) in [("local", socket.local), ("remote", socket.remote)] {
+        write!(out, ",\"{name}\":")?;
+        match address {
+            Some(address) => write_str(out, &address.to_string())?,
+            None => out.write_all(b"null")?,
+        }
+    }
+    out.write_all(b",\"path\":")?;
+    match &socket.path {
+        Some(path) => write_str(out, path)?,
+        None => out.write_all(b"null")?,
+    }
+    write!(out, ",\"netns\":{}}}", socket.netns)
 }
 
 /// The parts of an fd's JSON object that are the same for every holder of one description, built once
@@ -269,9 +304,14 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
             out.write_all(b"}")?;
         }
         out.write_all(b"],\"same_inode\":[")?;
-        for (k, id) in survey.same_inode(file.id).iter().enumerate() {
-            write!(out, "{}{}", if k > 0 { "," } else { "" }, id.0)?;
+        write_ids(out, &survey.same_inode(file.id))?;
+        out.write_all(b"],\"socket\":")?;
+        match survey.socket(file) {
+            Some(socket) => write_socket(out, &socket)?,
+            None => out.write_all(b"null")?,
         }
+        out.write_all(b",\"endpoints\":[")?;
+        write_ids(out, &file.endpoints)?;
         out.write_all(b"]}")?;
     }
     out.write_all(b"],\"shared_tables\":[")?;

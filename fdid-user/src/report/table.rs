@@ -14,7 +14,11 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
             continue;
         }
         let first = survey.fd(file.holders[0]).record;
-        let path = names.path(survey, file);
+        // A socket reads as what it is (`TCP LISTEN 127.0.0.1:8080`), anything else as its path.
+        let path = match survey.socket(file) {
+            Some(socket) => socket.to_string(),
+            None => names.path(survey, file),
+        };
         write!(
             out,
             "{id}  {kind:<4} {path}  dev {dev} ino {ino}  {mode} flags 0{flags:o} pos {pos}",
@@ -63,7 +67,27 @@ pub fn write(out: &mut impl Write, survey: &Survey, all: bool) -> io::Result<()>
                 "    {hidden} hidden reference(s): held by no fd (mmap, SCM_RIGHTS in flight, io_uring…; approximate)"
             )?;
         }
-        let same_inode = survey.same_inode(file.id);
+        if !file.endpoints.is_empty() {
+            let mut ends = Vec::new();
+            for &id in &file.endpoints {
+                let Some(other) = survey.file(id) else {
+                    continue;
+                };
+                let holders: Vec<String> = other
+                    .holders
+                    .iter()
+                    .map(|&h| {
+                        let r = survey.record(h);
+                        holder_label(&mut names, r.tgid, r.tid, r.fd)
+                    })
+                    .collect();
+                ends.push(format!("{id} (held by {})", holders.join(" ")));
+            }
+            writeln!(out, "    other end: {}", ends.join(", "))?;
+        }
+        // Separate opens of the inode that are not its other end (those are listed above).
+        let mut same_inode = survey.same_inode(file.id);
+        same_inode.retain(|id| !file.endpoints.contains(id));
         if !same_inode.is_empty() {
             let ids: Vec<String> = same_inode.iter().map(|id| id.to_string()).collect();
             writeln!(

@@ -82,11 +82,11 @@ fn dot_joins_each_process_to_the_description_with_its_fds() {
     let survey = example();
     let id = survey.files[0].id.0;
     assert!(
-        dot.contains(&format!("p{PID} -> f{id} [label=\"3,4\"]")),
+        dot.contains(&format!("p{PID} -> f{id} [taillabel=\"3,4\"]")),
         "{dot}"
     );
     assert!(
-        dot.contains(&format!("p{} -> f{id} [label=\"3\"]", PID + 1)),
+        dot.contains(&format!("p{} -> f{id} [taillabel=\"3\"]", PID + 1)),
         "{dot}"
     );
     assert!(
@@ -271,4 +271,89 @@ fn dot_draws_only_shared_descriptions_and_quotes_labels() {
         super::dot::label("say \"hi\" \\o/"),
         "say \\\"hi\\\" \\\\o/"
     );
+}
+
+#[test]
+fn dot_joins_a_pipes_two_ends_and_leaves_out_the_standard_streams() {
+    let fifo = |pid, fd_number, hash, flags: i32| {
+        let mut r = fd(pid, fd_number, hash, 1);
+        r.mode = 0o010_600;
+        r.ino = 77;
+        r.flags = flags as u32;
+        r
+    };
+    // PID reads a pipe PID+1 writes; both have the same terminal as fd 1 (description 9).
+    let survey = survey(
+        vec![
+            fd(PID, 1, 9, 2),
+            fifo(PID, 3, 5, libc::O_RDONLY),
+            fd(PID + 1, 1, 9, 2),
+            fifo(PID + 1, 4, 6, libc::O_WRONLY),
+        ],
+        &[PID],
+    );
+    let (reader, writer) = (
+        survey.id_of(PID, 3).unwrap(),
+        survey.id_of(PID + 1, 4).unwrap(),
+    );
+    let dot = written_of(&survey, Format::Dot);
+    let (low, high) = (reader.min(writer), reader.max(writer));
+    assert!(
+        dot.contains(&format!("  f{} -> f{} [dir=both", low.0, high.0)),
+        "{dot}"
+    );
+    assert!(
+        dot.contains(&format!("subgraph cluster_p{PID} {{")),
+        "{dot}"
+    );
+    let terminal = survey.id_of(PID, 1).unwrap();
+    assert!(
+        !dot.contains(&format!("f{}", terminal.0)),
+        "fd 1 is left out: {dot}"
+    );
+}
+
+#[test]
+fn json_describes_sockets_and_names_each_ends_other_end() {
+    use crate::record::{SocketRecord, Sockets};
+    let socket_fd = |pid, fd_number, ino| {
+        let mut r = fd(pid, fd_number, ino, 1);
+        r.mode = 0o140_777;
+        r.ino = ino;
+        r
+    };
+    let unix = |peer_ino| SocketRecord {
+        family: libc::AF_UNIX as u16,
+        sock_type: libc::SOCK_STREAM as u16,
+        state: 1,
+        peer_ino,
+        netns: 4_026_531_833,
+        ..SocketRecord::default()
+    };
+    let records = vec![
+        socket_fd(PID, 3, 100),
+        socket_fd(PID + 1, 4, 101),
+        fd(PID, 5, 7, 1),
+    ];
+    let mut kernel = crate::testing::kernel_of(&records);
+    let mut walked = crate::testing::walked(records, &[]);
+    walked.collection.sockets = Sockets::from_iter([(100, unix(101)), (101, unix(100))]);
+    let survey = Survey::assemble(walked, crate::verify::VerifyMode::Ambiguous, &mut kernel);
+    let json: serde_json::Value = serde_json::from_str(&written_of(&survey, Format::Json)).unwrap();
+    let files = json["files"].as_array().unwrap();
+    let (a, b) = (
+        survey.id_of(PID, 3).unwrap().0,
+        survey.id_of(PID + 1, 4).unwrap().0,
+    );
+    let file = |id: u64| files.iter().find(|f| f["id"] == id).unwrap();
+    assert_eq!(file(a)["endpoints"], serde_json::json!([b]));
+    assert_eq!(file(b)["endpoints"], serde_json::json!([a]));
+    assert_eq!(
+        file(a)["socket"],
+        serde_json::json!({"family": "UNIX", "type": "STREAM", "protocol": "0", "state": "ESTAB",
+                           "local": null, "remote": null, "path": null, "netns": 4_026_531_833u64})
+    );
+    let plain = survey.id_of(PID, 5).unwrap().0;
+    assert_eq!(file(plain)["socket"], serde_json::Value::Null);
+    assert_eq!(file(plain)["endpoints"], serde_json::json!([]));
 }

@@ -27,10 +27,13 @@
 //! - `writer`: a parent and a forked child share `file`; the child keeps appending, so the offset moves.
 //! - `churn N`: see `churn`.
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
+//! - `server N` and `ends`: see [`ends`].
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
 use fdid_tests::fdpass::{receive_fd, send_fd};
+
+mod ends;
 
 fn check(rc: libc::c_long, what: &str) -> i32 {
     if rc < 0 {
@@ -615,9 +618,11 @@ fn main() {
             mmap(&mut facts);
             Vec::new()
         }
+        Some("server") => ends::server(&mut facts, count(2)),
+        Some("ends") => ends::ends(&mut facts),
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends"
             );
             std::process::exit(2);
         }
@@ -636,4 +641,5 @@ fn main() {
             .expect("stdout");
     }
     fdid_tests::hold_until_stdin_closes(&children);
+    let _ = std::fs::remove_file(ends::unix_path(std::process::id()));
 }
