@@ -11,7 +11,7 @@
 use core::{
     ffi::c_void,
     mem::size_of,
-    ptr::{addr_of, read_volatile},
+    ptr::{addr_of, addr_of_mut, read_volatile},
 };
 
 use aya_ebpf::helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel, bpf_seq_write};
@@ -290,7 +290,10 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
     // A socket (its inode on sockfs): its identity follows the record, built in a global (the
     // stack has no room for it).
     let scratch = &raw mut FDID_SOCKET_SCRATCH;
-    if is_socket(record.mode, inode) {
+    // SAFETY: `meta` is the context's non-null iterator meta.
+    let session = unsafe { read_volatile(addr_of!((*meta).session_id)) };
+    let seen_slot = (record.ino as usize) & (SEEN_SLOTS - 1);
+    if is_socket(record.mode, inode) && !already_described(seen_slot, session, record.ino) {
         let private_data_offset = config!(offsets.socket.file_private_data);
         // SAFETY: `file` is the non-null typed pointer from the context; the offset is a frozen
         // constant. The member is a `void *`: the verifier gives it as a number.
@@ -324,7 +327,7 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         // One write for both, so that a full buffer retries them together.
         // SAFETY: the scratch is this program's own global (see above); `seq` is the iterator's
         // seq_file and the scratch has the size given.
-        unsafe {
+        let written = unsafe {
             (*scratch).record = record;
             bpf_seq_write(
                 seq.cast(),
@@ -332,6 +335,11 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
                 size_of::<WithSocket>() as u32,
             )
         };
+        // Only once it is in the stream: a write that overflowed the buffer is discarded, and the
+        // kernel shows this fd again.
+        if written == 0 {
+            mark_described(seen_slot, session, record.ino);
+        }
     } else {
         // SAFETY: as above, for the record alone.
         unsafe {
@@ -343,6 +351,37 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         };
     }
     0
+}
+
+/// Sockets already described in this walk, direct-mapped by inode number: the other fds of one socket
+/// (dup'ed, inherited) go without the extension — the reader keeps sockets by inode — which spares
+/// the reads and 192 bytes per fd. Each slot holds (iterator session, inode): a new walk (a new
+/// session) starts with nothing described.
+const SEEN_SLOTS: usize = 256;
+
+#[unsafe(no_mangle)]
+static mut FDID_SOCKETS_SEEN: [[u64; 2]; SEEN_SLOTS] = [[0; 2]; SEEN_SLOTS];
+
+#[inline(always)]
+fn already_described(slot: usize, session: u64, ino: u64) -> bool {
+    let seen = &raw const FDID_SOCKETS_SEEN;
+    // SAFETY: `slot` < SEEN_SLOTS (masked); the array is this program's own global.
+    unsafe {
+        read_volatile(addr_of!((*seen)[slot & (SEEN_SLOTS - 1)][0])) == session
+            && read_volatile(addr_of!((*seen)[slot & (SEEN_SLOTS - 1)][1])) == ino
+    }
+}
+
+#[inline(always)]
+fn mark_described(slot: usize, session: u64, ino: u64) {
+    let seen = &raw mut FDID_SOCKETS_SEEN;
+    // SAFETY: as in `already_described`.
+    unsafe {
+        core::ptr::write_volatile(
+            addr_of_mut!((*seen)[slot & (SEEN_SLOTS - 1)]),
+            [session, ino],
+        );
+    }
 }
 
 /// A socket's record and its extension, as they go into the stream.

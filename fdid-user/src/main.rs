@@ -226,7 +226,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn warn_about_fallback(survey: &Survey) {
     if let Some(reason) = &survey.stats.fallback {
         eprintln!(
-            "fdid: warning: {reason}; using the procfs collector instead (slower; `--collector bpf` makes this an error)"
+            "fdid: warning: {reason}; using the procfs collector instead (slower, no reference counts, no unix socket peers; `--collector bpf` makes this an error)"
         );
     }
     for pid in &survey.stats.exited {

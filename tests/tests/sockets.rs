@@ -248,3 +248,59 @@ fn procfs_describes_the_sockets_as_bpf_does_but_for_unix_peers() {
         "no peers from procfs"
     );
 }
+
+/// A collector loaded once, for tests of several walks.
+fn collector() -> Option<fdid::collect::bpf::BpfCollector> {
+    match fdid::collect::bpf::BpfCollector::load(&BpfOptions::default(), None) {
+        Ok(collector) => Some(collector),
+        // The CI rule: skips outside CI only where BPF cannot load, fails otherwise.
+        Err(_) => bpf_collect(
+            &Target::Pids(vec![std::process::id()]),
+            &BpfOptions::default(),
+        )
+        .map(|_| panic!("the collector did not load, but a collection did")),
+    }
+}
+
+/// Every pair is described, each end naming the other, in each of `walks` walks of one collector.
+fn assert_pairs_described(pairs: &[(UnixStream, UnixStream)], walks: usize) {
+    let Some(mut collector) = collector() else {
+        return;
+    };
+    for walk in 0..walks {
+        let collection = collector
+            .collect(&Target::Pids(vec![std::process::id()]))
+            .unwrap();
+        let sockets = by_fd(&collection);
+        for (a, b) in pairs {
+            let (sa, sb) = (sockets.get(&a.as_raw_fd()), sockets.get(&b.as_raw_fd()));
+            assert_eq!(
+                (sa.map(|s| s.peer_ino), sb.map(|s| s.peer_ino)),
+                (Some(inode(b)), Some(inode(a))),
+                "walk {walk}, fds {} and {}",
+                a.as_raw_fd(),
+                b.as_raw_fd()
+            );
+        }
+    }
+}
+
+/// More sockets than fit in one buffer of the iterator, whose overflowing writes the kernel discards
+/// and repeats: every one is described (the program marks a socket described only once its write
+/// went through).
+#[test]
+fn four_hundred_socketpairs_are_all_described() {
+    // 800 sockets of 256 bytes: the iterator's 32 KiB buffer overflows six times (and they fit
+    // under the guests' 1024-fd limit).
+    let pairs: Vec<(UnixStream, UnixStream)> =
+        (0..400).map(|_| UnixStream::pair().unwrap()).collect();
+    assert_pairs_described(&pairs, 1);
+}
+
+/// The program describes each socket once per walk, not once per loaded program.
+#[test]
+fn a_long_lived_collector_describes_the_sockets_again_in_every_walk() {
+    let pairs: Vec<(UnixStream, UnixStream)> =
+        (0..3).map(|_| UnixStream::pair().unwrap()).collect();
+    assert_pairs_described(&pairs, 3);
+}

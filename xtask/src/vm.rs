@@ -265,7 +265,7 @@ fn build_test_binaries(ws: &Workspace) -> Result<TestBinaries> {
             "fdid-tests",
         ])
         .args([
-            "--test", "collect", "--test", "identity", "--test", "sockets",
+            "--test", "collect", "--test", "identity", "--test", "sockets", "--test", "who",
         ])
         .stderr(Stdio::inherit())
         .output()

@@ -121,6 +121,11 @@ fn read_path(address: u64, out: &mut SocketRecord) -> bool {
         return false;
     }
     let path = address + u64::from(config!(offsets.socket.unix_address_path));
+    // Kernels before 5.11 do not carry a check's bounds over to a copy of the register, and the
+    // compiler may pass a copy: a mask on a value it cannot see through (read back from the stack)
+    // puts the bound on the register passed. A no-op: len ≤ 108 < 128.
+    // SAFETY: reading a local.
+    let len = unsafe { core::ptr::read_volatile(&len) } & 0x7f;
     if !read_into(out.path.as_mut_ptr(), len as u32, path) {
         return false;
     }

@@ -42,8 +42,12 @@ pub enum BpfError {
     MissingProgram,
     #[error("the kernel refused the BPF program")]
     Load(#[source] aya::programs::ProgramError),
-    #[error("the verifier refused the BPF program ({0}); `-v` shows its log")]
-    Verifier(std::io::Error),
+    #[error("the verifier refused the BPF program ({error}): {reason}; `-v` shows its log")]
+    Verifier {
+        error: std::io::Error,
+        /// The log's verdict: its last line before the statistics.
+        reason: String,
+    },
     #[error("permission denied loading BPF: fdid needs root (CAP_BPF and CAP_PERFMON)")]
     PermissionDenied,
     #[error("attaching the iterator")]
@@ -338,11 +342,30 @@ fn load_program(ebpf: &mut Ebpf, kernel_btf: &AyaBtf) -> Result<(), BpfError> {
                     return Err(BpfError::PermissionDenied);
                 }
                 log::debug!("verifier log:\n{verifier_log}");
-                return Err(BpfError::Verifier(io_error));
+                return Err(BpfError::Verifier {
+                    error: io_error,
+                    reason: verdict(&verifier_log.to_string()),
+                });
             }
             result => return result.map_err(BpfError::Load),
         }
     }
+}
+
+/// The verifier's verdict in its log: the last line that is not one of the closing statistics
+/// ("verification time", "stack depth", "processed N insns").
+fn verdict(log: &str) -> String {
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| {
+            !line.is_empty()
+                && !["verification time", "stack depth", "processed "]
+                    .iter()
+                    .any(|statistic| line.starts_with(statistic))
+        })
+        .unwrap_or("no log")
+        .to_owned()
 }
 
 /// Creates an iterator link (optionally filtered to one process by the kernel), opens an iterator
@@ -457,7 +480,7 @@ mod tests {
         let result = BpfCollector::load(&options, None);
         let _ = std::fs::remove_file(&path);
         match result {
-            Err(BpfError::Verifier(error)) => {
+            Err(BpfError::Verifier { error, .. }) => {
                 assert_eq!(error.raw_os_error(), Some(libc::EACCES), "{error}")
             }
             Err(other) => panic!("expected the verifier to refuse the program, got: {other}"),
@@ -511,6 +534,16 @@ mod tests {
         let wanted = path.as_os_str().as_encoded_bytes();
         assert_eq!(&listening.path[..wanted.len()], wanted);
         assert!(usize::from(listening.path_len) >= wanted.len());
+    }
+
+    #[test]
+    fn the_verifiers_verdict_is_the_last_line_before_its_statistics() {
+        let log = "0: (b7) r0 = 0\n2091: (85) call bpf_probe_read_kernel#113\nR2 min value is negative, either use unsigned or 'var &= const'\nverification time 12703 usec\nstack depth 200+0\nprocessed 3295 insns (limit 1000000) max_states_per_insn 4\n\n";
+        assert_eq!(
+            super::verdict(log),
+            "R2 min value is negative, either use unsigned or 'var &= const'"
+        );
+        assert_eq!(super::verdict(""), "no log");
     }
 
     /// Skips (outside CI) where BPF cannot load.
@@ -575,7 +608,7 @@ mod tests {
         let result = BpfCollector::load(&options, None);
         let _ = std::fs::remove_dir_all(&dir);
         match result {
-            Err(BpfError::Verifier(_)) => {}
+            Err(BpfError::Verifier { .. }) => {}
             Err(other) => panic!("expected the verifier to refuse the cached layout, got: {other}"),
             Ok(_) => panic!("the cached layout was not used"),
         }

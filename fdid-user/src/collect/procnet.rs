@@ -106,7 +106,16 @@ fn inet_line(line: &str, family: libc::c_int) -> Option<(u64, SocketRecord)> {
 fn unix_line(line: &str) -> Option<(u64, SocketRecord)> {
     const ACCEPTING: u32 = 0x10000; // __SO_ACCEPTCON: listening
     const SS_CONNECTED: u8 = 3;
-    let fields: Vec<&str> = line.splitn(8, ' ').filter(|f| !f.is_empty()).collect();
+    // Seven fields (the inode right-aligned in five columns), then ` PATH` when it has one.
+    let mut fields = Vec::with_capacity(7);
+    let mut rest = line;
+    for _ in 0..7 {
+        rest = rest.trim_start();
+        let end = rest.find(' ').unwrap_or(rest.len());
+        fields.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let path = rest.strip_prefix(' ');
     let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
     let kind = u16::from_str_radix(fields.get(4)?, 16).ok()?;
     let st = u8::from_str_radix(fields.get(5)?, 16).ok()?;
@@ -123,11 +132,7 @@ fn unix_line(line: &str) -> Option<(u64, SocketRecord)> {
         },
         ..SocketRecord::default()
     };
-    if let Some(path) = fields
-        .get(7)
-        .map(|p| p.trim_end())
-        .filter(|p| !p.is_empty())
-    {
+    if let Some(path) = path.filter(|p| !p.is_empty()) {
         // Abstract names are shown with `@` where the kernel has a NUL.
         let bytes: Vec<u8> = match path.strip_prefix('@') {
             Some(name) => std::iter::once(0).chain(name.bytes()).collect(),
@@ -177,6 +182,11 @@ mod tests {
         let (ino, s) = unix_line(listening).unwrap();
         assert_eq!((ino, s.state, s.sock_type), (501, 10, 1));
         assert_eq!(&s.path[..usize::from(s.path_len)], b"/run/app sock");
+        // Inodes below 10000 are padded to five columns.
+        let padded = "0000000000000000: 00000002 00000000 00010000 0001 01  1058 /run/x.sock";
+        let (ino, s) = unix_line(padded).unwrap();
+        assert_eq!((ino, s.state), (1058, 10));
+        assert_eq!(&s.path[..usize::from(s.path_len)], b"/run/x.sock");
         let connected = "0000000000000000: 00000003 00000000 00000000 0001 03 502";
         let (_, s) = unix_line(connected).unwrap();
         assert_eq!((s.state, s.path_len), (1, 0));
