@@ -141,7 +141,8 @@ impl Socket {
 }
 
 /// `TCP LISTEN 127.0.0.1:8080`, `TCP ESTAB 127.0.0.1:40312 → 127.0.0.1:8080`,
-/// `UNIX STREAM ESTAB /run/app.sock`, `NETLINK DGRAM`.
+/// `UNIX STREAM ESTAB /run/app.sock ↔ socket:[4242]` (a connection accepted on that path, and its
+/// peer), `UNIX STREAM ESTAB ↔ /run/app.sock socket:[4241]` (the client), `NETLINK DGRAM`.
 impl fmt::Display for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_inet() {
@@ -157,9 +158,16 @@ impl fmt::Display for Socket {
         write!(f, "{} {}", self.family_name(), self.type_name())?;
         if i32::from(self.family) == libc::AF_UNIX {
             write!(f, " {}", self.state_name())?;
-            if let Some(path) = &self.path {
-                let whose = if self.path_is_peers { "→ " } else { "" };
-                write!(f, " {whose}{path}")?;
+            let path = self.path.as_deref();
+            if let Some(own) = path.filter(|_| !self.path_is_peers) {
+                write!(f, " {own}")?;
+            }
+            let peers_path = path.filter(|_| self.path_is_peers);
+            match (peers_path, self.peer_ino) {
+                (Some(theirs), Some(peer)) => write!(f, " ↔ {theirs} socket:[{peer}]")?,
+                (Some(theirs), None) => write!(f, " ↔ {theirs}")?,
+                (None, Some(peer)) => write!(f, " ↔ socket:[{peer}]")?,
+                (None, None) => {}
             }
         }
         Ok(())
@@ -239,13 +247,33 @@ mod tests {
         r.state = 1;
         r.peer_ino = 77;
         let client = Socket::from_record(&r);
-        assert_eq!(client.to_string(), "UNIX STREAM ESTAB → /run/app.sock");
+        assert_eq!(
+            client.to_string(),
+            "UNIX STREAM ESTAB ↔ /run/app.sock socket:[77]"
+        );
         assert_eq!(client.peer_ino, Some(77));
         let mut r = record(libc::AF_UNIX, libc::SOCK_DGRAM, 0, 7);
         r.path[..5].copy_from_slice(b"\0name");
         r.path_len = 5;
         assert_eq!(Socket::from_record(&r).path.as_deref(), Some("@name"));
         assert_eq!(Socket::from_record(&r).peer_ino, None);
+        assert_eq!(
+            Socket::from_record(&r).to_string(),
+            "UNIX DGRAM UNCONN @name"
+        );
+        let mut pair = record(libc::AF_UNIX, libc::SOCK_STREAM, 0, 1);
+        pair.peer_ino = 78;
+        assert_eq!(
+            Socket::from_record(&pair).to_string(),
+            "UNIX STREAM ESTAB ↔ socket:[78]"
+        );
+        pair.path[..5].copy_from_slice(b"/a.s\0");
+        pair.path_len = 5;
+        assert_eq!(
+            Socket::from_record(&pair).to_string(),
+            "UNIX STREAM ESTAB /a.s ↔ socket:[78]",
+            "accepted on /a.s"
+        );
     }
 
     #[test]

@@ -58,10 +58,20 @@ fn a_worker_that_inherited_the_listener_keeps_the_port_held() {
     assert_eq!(socket.state_name(), "LISTEN");
     assert_eq!(socket.local.map(|a| a.port()), Some(port as u16));
     assert_eq!(socket.to_string(), format!("TCP LISTEN 127.0.0.1:{port}"));
-    if let Some(udp_port) = scenario.maybe_fact("udp6_port") {
+    // The other sockets the workers inherited: UDP, and TCP and UDP on IPv6 when there is one.
+    for (protocol, port, fd) in [
+        ("udp", "udp_port", "udp"),
+        ("tcp", "port6", "listener6"),
+        ("udp", "udp6_port", "udp6"),
+    ] {
+        let (Some(port), Some(fd)) = (scenario.maybe_fact(port), scenario.maybe_fact(fd)) else {
+            eprintln!("no IPv6 loopback here: {protocol} on it not checked");
+            continue;
+        };
         assert_eq!(
-            holders_of(&survey, &format!("udp:{udp_port}")),
-            BTreeSet::from([(server, scenario.fact("udp6"))])
+            holders_of(&survey, &format!("{protocol}:{port}")),
+            BTreeSet::from([(server, fd), (workers[0], fd), (workers[1], fd)]),
+            "{protocol}:{port}"
         );
     }
 }

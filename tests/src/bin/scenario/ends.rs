@@ -46,9 +46,10 @@ fn bound(family: libc::c_int, kind: libc::c_int) -> Option<(RawFd, u16)> {
     }
 }
 
-/// `server N`: a TCP listener on loopback (`port`, `listener`) inherited by N forked workers
-/// (`worker0`, …); then a client connection to it (`client`) accepted by the parent (`accepted`);
-/// a UDP socket on IPv6 loopback (`udp6`, `udp6_port`) when there is one.
+/// `server N`: a TCP listener on loopback (`port`, `listener`), a UDP socket (`udp`, `udp_port`) and,
+/// when the machine has IPv6 loopback, a TCP listener (`listener6`, `port6`) and a UDP socket (`udp6`,
+/// `udp6_port`) on it, all inherited by N forked workers (`worker0`, …); then a client connection to
+/// the first listener (`client`) accepted by the parent (`accepted`).
 pub fn server(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
     let (listener, port) = bound(libc::AF_INET, libc::SOCK_STREAM).unwrap_or_else(|| {
         check(-1, "bind 127.0.0.1");
@@ -58,6 +59,22 @@ pub fn server(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
     check(unsafe { libc::listen(listener, 16) }.into(), "listen");
     facts.add("port", port);
     facts.add("listener", listener);
+    let (udp, udp_port) = bound(libc::AF_INET, libc::SOCK_DGRAM).unwrap_or_else(|| {
+        check(-1, "bind udp 127.0.0.1");
+        unreachable!()
+    });
+    facts.add("udp", udp);
+    facts.add("udp_port", udp_port);
+    if let Some((listener6, port6)) = bound(libc::AF_INET6, libc::SOCK_STREAM) {
+        // SAFETY: listen on our own socket.
+        check(unsafe { libc::listen(listener6, 16) }.into(), "listen");
+        facts.add("listener6", listener6);
+        facts.add("port6", port6);
+    }
+    if let Some((udp6, udp6_port)) = bound(libc::AF_INET6, libc::SOCK_DGRAM) {
+        facts.add("udp6", udp6);
+        facts.add("udp6_port", udp6_port);
+    }
     let parent = std::process::id() as libc::pid_t;
     let mut pids = Vec::new();
     for i in 0..workers {
@@ -93,10 +110,6 @@ pub fn server(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
         );
         facts.add("client", client);
         facts.add("accepted", accepted);
-    }
-    if let Some((udp6, udp6_port)) = bound(libc::AF_INET6, libc::SOCK_DGRAM) {
-        facts.add("udp6", udp6);
-        facts.add("udp6_port", udp6_port);
     }
     pids
 }
