@@ -21,6 +21,7 @@ use fdid::{
     name = "fdid",
     version,
     about = "Which file descriptors share one open file description",
+    after_help = EXAMPLES,
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -43,6 +44,19 @@ struct Cli {
     scope_only: bool,
 }
 
+const EXAMPLES: &str = "Examples:
+  fdid --pid $$                        what your shell shares, and with whom
+  fdid --json > survey.json            every fd of the machine, as one JSON object
+  fdid who tcp:8080                    who keeps port 8080 bound (exit 1: nobody)
+  fdid check --pid 4242 --no-inherited a CI gate: does 4242 share an fd with another process?
+  fdid --dot --pid 4242 --tree | dot -Tpng -o tree.png";
+
+const WHO_EXAMPLES: &str = "Examples:
+  fdid who tcp:8080                    the listener and its connections, every holder
+  fdid who /var/log/app.log            who still holds a (deleted) file open
+  fdid who --json pipe:[12345]         a pipe's descriptions and its other ends, as JSON
+  fdid who 4242:3                      fd 3 of process 4242: who else holds it";
+
 #[derive(Subcommand)]
 enum Command {
     /// CI gate: exit 1 when the scope shares an open file description with a process outside the
@@ -60,6 +74,7 @@ enum Command {
     /// Who holds a file, a port, a pipe or a socket: each TARGET's open file descriptions, their
     /// holders, the other ends, and which fds to close to release them. Exit 0 when something holds
     /// a target, 1 when nothing does, 2 on errors.
+    #[command(after_help = WHO_EXAMPLES)]
     Who {
         #[command(flatten)]
         survey: SurveyArgs,
@@ -74,6 +89,10 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Write the man pages (DIR/man/fdid*.1) and bash, zsh and fish completions
+    /// (DIR/completions/), generated from these definitions: for packaging.
+    #[command(hide = true)]
+    Generate { dir: std::path::PathBuf },
 }
 
 #[derive(Args, Clone)]
@@ -170,6 +189,7 @@ async fn main() -> ExitCode {
     };
     let verbose = match &cli.command {
         Some(Command::Check { survey, .. } | Command::Who { survey, .. }) => survey.verbose,
+        Some(Command::Generate { .. }) => false,
         None => cli.survey.verbose,
     };
     let (level, aya_level) = if verbose {
@@ -246,6 +266,7 @@ fn warn_about_fallback(survey: &Survey) {
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
+        Some(Command::Generate { dir }) => generate(dir).map(|()| ExitCode::SUCCESS),
         Some(Command::Who {
             survey: args,
             targets,
@@ -378,4 +399,36 @@ fn who(args: &SurveyArgs, targets: &[String], json: bool, dot: bool) -> Result<E
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The man pages (fdid.1 and one per visible subcommand) and the shell completions.
+fn generate(dir: &std::path::Path) -> Result<()> {
+    use anyhow::Context as _;
+    use clap::CommandFactory as _;
+    let command = Cli::command();
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for made in [&man, &completions] {
+        std::fs::create_dir_all(made).with_context(|| format!("creating {}", made.display()))?;
+    }
+    let mut pages = vec![("fdid".to_owned(), command.clone())];
+    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        let name = format!("fdid-{}", sub.get_name());
+        let page = sub.clone().name(name.clone());
+        pages.push((name, page));
+    }
+    for (name, page) in pages {
+        let path = man.join(format!("{name}.1"));
+        let mut file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        clap_mangen::Man::new(page).render(&mut file)?;
+    }
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut command.clone(), "fdid", &completions)?;
+    }
+    Ok(())
 }
