@@ -4,6 +4,7 @@
 //! first makes sure the pinned toolchains and tools exist (`setup`) and then drives them explicitly, so a
 //! fresh machine needs nothing but rustup. The BPF object is built by `fdid-user`'s build script.
 
+mod dist;
 mod mutants;
 mod setup;
 mod vm;
@@ -55,6 +56,11 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Build what a user installs, into target/dist/: for x86_64 and arm64, a tarball with the static
+    /// (musl) `fdid` — its BPF program inside — the man pages, shell completions, README and
+    /// licenses, a .deb, and SHA256SUMS. Installs the rustup targets, the arm64 cross linker (apt) and
+    /// cargo-deb (into target/xtask-tools) when missing.
+    Dist,
     /// Mutation testing (cargo-mutants, installed into target/xtask-tools when missing) of the
     /// library's pure modules and pipeline, as listed in .cargo/mutants.toml; prints the score and
     /// fails below 90% or on a survivor the README does not list as equivalent. Results in
@@ -135,12 +141,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let corpus = ws.root.join("fdid-user/fuzz/corpus").join(&target);
             std::fs::create_dir_all(&corpus)
                 .with_context(|| format!("creating {}", corpus.display()))?;
-            let path = std::env::join_paths(std::iter::once(tools_bin).chain(
-                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-            ))?;
             let status = toolchain_neutral_cargo()
                 .current_dir(ws.root.join("fdid-user"))
-                .env("PATH", path)
+                .env("PATH", path_with(&tools_bin)?)
                 .arg(format!("+{}", setup::BPF_TOOLCHAIN))
                 // New inputs go to corpus/TARGET (not committed); seeds/TARGET is the committed,
                 // minimized corpus every run starts from.
@@ -153,6 +156,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(exit_code(status));
         }
         Cmd::Mutants { args } => return mutants::run(&ws, &args),
+        Cmd::Dist => {
+            dist::run(&ws)?;
+        }
         Cmd::VmTest { kernels, tcg } => {
             let passed = vm::run(&ws, &vm::VmTest { kernels, tcg })?;
             return Ok(if passed {
@@ -208,6 +214,14 @@ pub fn toolchain_neutral_cargo() -> Command {
         command.env_remove(variable);
     }
     command
+}
+
+/// `PATH` with `dir` in front.
+pub fn path_with(dir: &Path) -> Result<OsString> {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    Ok(std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)),
+    )?)
 }
 
 /// A `cargo` command for the host build on the pinned toolchain, run from the workspace root.

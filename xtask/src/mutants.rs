@@ -21,9 +21,7 @@ pub fn run(ws: &Workspace, args: &[OsString]) -> Result<ExitCode> {
     let output = ws.target.join("mutants");
     // The copies cargo-mutants builds in have no rustup override and no target/xtask-tools: name the
     // toolchain, and put bpf-linker on PATH for the build script.
-    let path = std::env::join_paths(std::iter::once(tools_bin).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
+    let path = crate::path_with(&tools_bin)?;
     let started = std::time::Instant::now();
     let status = crate::toolchain_neutral_cargo()
         .current_dir(&ws.root)

@@ -259,6 +259,65 @@ pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
     ensure_cargo_tool(ws, "cargo-fuzz", None)
 }
 
+/// What `cargo xtask dist` needs: the musl targets of the pinned toolchain, the arm64 cross linker
+/// (Debian's gcc-aarch64-linux-gnu) and cargo-deb; returns target/xtask-tools/bin.
+pub fn ensure_dist(ws: &Workspace) -> Result<PathBuf> {
+    let listed = rustup()
+        .args(["target", "list", "--installed", "--toolchain", TOOLCHAIN])
+        .output()
+        .context("running rustup (is rustup installed?)")?;
+    let installed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for (target, _, _) in crate::dist::TARGETS {
+        if !installed.lines().any(|line| line.trim() == target) {
+            eprintln!("xtask: adding the {target} target to {TOOLCHAIN}");
+            run(
+                rustup().args(["target", "add", "--toolchain", TOOLCHAIN, target]),
+                &format!("rustup target add {target}"),
+            )?;
+        }
+    }
+    ensure_apt_packages(
+        "dist",
+        &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")],
+    )?;
+    ensure_cargo_tool(ws, "cargo-deb", Some("3.8.0"))
+}
+
+/// Installs with apt-get the packages whose binary is missing from /usr/bin and /bin: (binary,
+/// package) pairs. `what` names the command that needs them.
+pub fn ensure_apt_packages(what: &str, wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(binary, _)| {
+            !Path::new("/usr/bin").join(binary).exists() && !Path::new("/bin").join(binary).exists()
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask {what}: installing {} with apt-get",
+        missing.join(" ")
+    );
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .status()
+    };
+    if install()?.success() {
+        return Ok(());
+    }
+    // A fresh machine's package lists may be missing or stale.
+    Command::new("apt-get").arg("update").status()?;
+    let status = install()?;
+    if !status.success() {
+        bail!("apt-get install {} failed ({status})", missing.join(" "));
+    }
+    Ok(())
+}
+
 /// Makes sure cargo-mutants (the version `cargo xtask mutants` is written for) is in
 /// target/xtask-tools/bin; returns that directory.
 pub fn ensure_cargo_mutants(ws: &Workspace) -> Result<PathBuf> {

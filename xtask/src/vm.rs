@@ -72,7 +72,13 @@ pub fn run(ws: &Workspace, options: &VmTest) -> Result<bool> {
         }
         reason.is_some()
     };
-    ensure_packages()?;
+    crate::setup::ensure_apt_packages(
+        "vm-test",
+        &[
+            ("qemu-system-x86_64", "qemu-system-x86"),
+            ("busybox", "busybox-static"),
+        ],
+    )?;
     let vm_dir = ws.target.join("vm");
     fs::create_dir_all(&vm_dir)?;
     let tests = build_test_binaries(ws)?;
@@ -113,42 +119,6 @@ pub fn run(ws: &Workspace, options: &VmTest) -> Result<bool> {
         );
     }
     Ok(results.iter().all(|(_, outcome, _)| outcome.passed()))
-}
-
-fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("busybox", "busybox-static"),
-    ]
-    .into_iter()
-    .filter(|(binary, _)| {
-        !Path::new("/usr/bin").join(binary).exists() && !Path::new("/bin").join(binary).exists()
-    })
-    .map(|(_, package)| package)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "xtask vm-test: installing {} with apt-get",
-        missing.join(" ")
-    );
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
-            .status()
-    };
-    if install()?.success() {
-        return Ok(());
-    }
-    // A fresh machine's package lists may be missing or stale.
-    Command::new("apt-get").arg("update").status()?;
-    let status = install()?;
-    if !status.success() {
-        bail!("apt-get install {} failed ({status})", missing.join(" "));
-    }
-    Ok(())
 }
 
 /// apt-get/apt-cache with a private configuration for one suite.
