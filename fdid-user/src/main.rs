@@ -53,7 +53,7 @@ const EXAMPLES: &str = "Examples:
 
 const WHO_EXAMPLES: &str = "Examples:
   fdid who tcp:8080                    the listener and its connections, every holder
-  fdid who /var/log/app.log            who still holds a (deleted) file open
+  fdid who /var/log/app.log            who still holds a file open (deleted too: by its old name)
   fdid who --json pipe:[12345]         a pipe's descriptions and its other ends, as JSON
   fdid who 4242:3                      fd 3 of process 4242: who else holds it";
 

@@ -98,9 +98,19 @@ pub struct Resolved {
     pub target: WhoTarget,
     /// The text as given.
     pub text: String,
-    /// For a path: its (kernel-encoded dev, ino), and the path as a unix socket would have been bound
-    /// (absolute) when it is a socket file.
-    path: Option<((u32, u64), Option<String>)>,
+    /// For a path, what it is on the file system.
+    path: Option<PathTarget>,
+}
+
+/// What a path target matches.
+#[derive(Clone, Debug)]
+enum PathTarget {
+    /// An existing file: its (kernel-encoded dev, ino), and its absolute path when it is a unix
+    /// socket's (the sockets bound to it).
+    Inode((u32, u64), Option<String>),
+    /// A path that no longer exists: descriptions of a deleted file by that name, which the kernel
+    /// names `PATH (deleted)`.
+    Deleted(String),
 }
 
 impl Resolved {
@@ -108,18 +118,30 @@ impl Resolved {
         let target: WhoTarget = text.parse()?;
         let path = match &target {
             WhoTarget::Path(path) => {
-                let meta = std::fs::metadata(path).map_err(|error| WhoError::Stat {
-                    path: path.display().to_string(),
-                    error,
-                })?;
-                let is_socket = meta.mode() & libc::S_IFMT == libc::S_IFSOCK;
-                let bound = is_socket.then(|| {
-                    std::path::absolute(path)
-                        .unwrap_or_else(|_| path.clone())
-                        .display()
-                        .to_string()
-                });
-                Some(((crate::dev::from_user(meta.dev()), meta.ino()), bound))
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                match std::fs::metadata(path) {
+                    Ok(meta) => {
+                        let is_socket = meta.mode() & libc::S_IFMT == libc::S_IFSOCK;
+                        let bound = is_socket.then(|| absolute.display().to_string());
+                        let inode = (crate::dev::from_user(meta.dev()), meta.ino());
+                        Some(PathTarget::Inode(inode, bound))
+                    }
+                    // Deleted, or never there: what is still held under that name.
+                    Err(error)
+                        if error.kind() == io::ErrorKind::NotFound && absolute.is_absolute() =>
+                    {
+                        Some(PathTarget::Deleted(format!(
+                            "{} (deleted)",
+                            absolute.display()
+                        )))
+                    }
+                    Err(error) => {
+                        return Err(WhoError::Stat {
+                            path: path.display().to_string(),
+                            error,
+                        });
+                    }
+                }
             }
             _ => None,
         };
@@ -146,17 +168,23 @@ impl Resolved {
             })
         };
         match &self.target {
-            WhoTarget::Path(_) => {
-                let Some((inode, bound)) = &self.path else {
-                    return false;
-                };
-                (r.dev, r.ino) == *inode
-                    || bound.as_ref().is_some_and(|bound| {
-                        survey.socket(file).is_some_and(|s| {
-                            !s.path_is_peers && s.path.as_deref() == Some(bound.as_str())
+            WhoTarget::Path(_) => match &self.path {
+                Some(PathTarget::Inode(inode, bound)) => {
+                    (r.dev, r.ino) == *inode
+                        || bound.as_ref().is_some_and(|bound| {
+                            survey.socket(file).is_some_and(|s| {
+                                !s.path_is_peers && s.path.as_deref() == Some(bound.as_str())
+                            })
                         })
-                    })
-            }
+                }
+                // Only files without a name are candidates; their name is read from one holder.
+                Some(PathTarget::Deleted(name)) => {
+                    matches!(kind, libc::S_IFREG | libc::S_IFDIR | libc::S_IFIFO)
+                        && crate::proc::fd_path(r.tid, r.fd)
+                            .is_some_and(|path| path.as_os_str() == name.as_str())
+                }
+                None => false,
+            },
             WhoTarget::Tcp(port) => inet_port(libc::IPPROTO_TCP, *port),
             WhoTarget::Udp(port) => inet_port(libc::IPPROTO_UDP, *port),
             WhoTarget::Pipe(ino) => kind == libc::S_IFIFO && r.ino == *ino,

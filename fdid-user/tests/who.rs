@@ -119,6 +119,19 @@ fn who_lists_every_holder_of_a_port_and_exits_0() {
 }
 
 #[test]
+fn a_path_that_does_not_exist_is_held_by_nobody_and_exits_1() {
+    let output = fdid(&["who", "/nonexistent/fdid"]);
+    if !ran(&output) {
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "/nonexistent/fdid: held by no process\n"
+    );
+}
+
+#[test]
 fn a_port_nobody_holds_exits_1() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,7 +153,10 @@ fn a_port_nobody_holds_exits_1() {
 fn a_bad_or_missing_target_is_one_error_line_and_exit_2() {
     for (args, needle) in [
         (&["who", "tcp:http"][..], "is not a target"),
-        (&["who", "/nonexistent/fdid"][..], "/nonexistent/fdid"),
+        (
+            &["who", "/etc/passwd/fdid"][..],
+            "/etc/passwd/fdid: Not a directory",
+        ),
         (&["who"][..], "TARGET"),
     ] {
         let output = fdid(args);

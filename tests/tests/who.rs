@@ -156,3 +156,22 @@ fn socketpairs_pipes_and_accepted_unix_connections_have_their_other_ends() {
     assert!(client_socket.path_is_peers);
     assert_eq!(client_socket.path.as_deref(), path.to_str());
 }
+
+#[test]
+fn a_deleted_file_is_found_by_its_old_name_with_every_holder() {
+    // The scm scenario's file is unlinked once the parent opened it and passed it to its child.
+    let scenario = Scenario::start(SCENARIO, &["scm"]);
+    let (parent, child) = (scenario.pid(), scenario.fact("child"));
+    let Some(survey) = whole_system() else {
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("fdid-scenario-{parent}-scm"));
+    assert!(!path.exists());
+    assert_eq!(
+        holders_of(&survey, path.to_str().unwrap()),
+        BTreeSet::from([
+            (parent, scenario.fact("file")),
+            (child, scenario.fact("child_fd"))
+        ])
+    );
+}

@@ -52,10 +52,18 @@ fn every_kind_of_target_parses_and_nonsense_is_a_named_error() {
 }
 
 #[test]
-fn a_path_that_does_not_exist_is_an_error_naming_it() {
-    let error = Resolved::new("/nonexistent/fdid-who").unwrap_err();
+fn a_path_that_cannot_be_looked_up_is_an_error_naming_it() {
+    let error = Resolved::new("/etc/passwd/fdid-who").unwrap_err();
     assert!(matches!(error, WhoError::Stat { .. }));
-    assert_eq!(error.to_string(), "/nonexistent/fdid-who");
+    assert_eq!(error.to_string(), "/etc/passwd/fdid-who");
+}
+
+#[test]
+fn a_path_that_does_not_exist_matches_what_is_held_under_that_name_only() {
+    // Gone from the file system: what is still held would be named `PATH (deleted)`; these fake
+    // processes hold nothing by that name.
+    let target = Resolved::new("/nonexistent/fdid-who").unwrap();
+    assert_eq!(target.matching(&server()), Vec::<usize>::new());
 }
 
 const SOCK: u16 = 0o140_777;
