@@ -160,21 +160,23 @@ mod tests {
             file(fifo, 6, libc::O_WRONLY),
             file(fifo, 5, libc::O_RDWR),
             file(libc::S_IFREG | 0o600, 5, libc::O_RDONLY),
+            file(fifo, 5, libc::O_RDONLY | libc::O_NONBLOCK),
         ];
         let ends = link_of(&records, &Sockets::default());
         assert_eq!(
             ends[0],
             vec![1, 2, 4],
-            "the reader: every writer of its pipe"
+            "a reader: every writer, not the other reader"
         );
         assert_eq!(
             ends[1],
-            vec![0, 4],
+            vec![0, 4, 6],
             "a writer: the readers, not the other writer"
         );
         assert_eq!(ends[3], Vec::<usize>::new(), "another pipe's writer, alone");
-        assert_eq!(ends[4], vec![0, 1, 2], "open for both: every other");
+        assert_eq!(ends[4], vec![0, 1, 2, 6], "open for both: every other");
         assert_eq!(ends[5], Vec::<usize>::new(), "not a pipe");
+        assert_eq!(ends[6], vec![1, 2, 4]);
     }
 
     fn socket(family: i32, peer_ino: u64) -> SocketRecord {
