@@ -286,4 +286,70 @@ mod tests {
             ("99".to_owned(), "9".to_owned())
         );
     }
+
+    #[test]
+    fn every_named_family_type_protocol_and_state_reads_as_ss_and_lsfd_write_it() {
+        let family = |f: i32| Socket::from_record(&record(f, 0, 0, 0)).family_name();
+        for (f, name) in [
+            (libc::AF_UNIX, "UNIX"),
+            (libc::AF_INET, "INET"),
+            (libc::AF_INET6, "INET6"),
+            (libc::AF_NETLINK, "NETLINK"),
+            (libc::AF_PACKET, "PACKET"),
+            (libc::AF_VSOCK, "VSOCK"),
+        ] {
+            assert_eq!(family(f), name);
+        }
+        let kind = |t: i32| Socket::from_record(&record(libc::AF_UNIX, t, 0, 0)).type_name();
+        for (t, name) in [
+            (libc::SOCK_STREAM, "STREAM"),
+            (libc::SOCK_DGRAM, "DGRAM"),
+            (libc::SOCK_SEQPACKET, "SEQPACKET"),
+            (libc::SOCK_RAW, "RAW"),
+            (libc::SOCK_RDM, "RDM"),
+        ] {
+            assert_eq!(kind(t), name);
+        }
+        let protocol =
+            |t: i32, p: i32| Socket::from_record(&record(libc::AF_INET, t, p, 0)).protocol_name();
+        for (p, name) in [
+            (libc::IPPROTO_TCP, "TCP"),
+            (libc::IPPROTO_UDP, "UDP"),
+            (libc::IPPROTO_UDPLITE, "UDPLITE"),
+            (libc::IPPROTO_SCTP, "SCTP"),
+            (libc::IPPROTO_ICMP, "ICMP"),
+            (libc::IPPROTO_ICMPV6, "ICMPV6"),
+            (libc::IPPROTO_MPTCP, "MPTCP"),
+        ] {
+            assert_eq!(protocol(libc::SOCK_STREAM, p), name);
+        }
+        assert_eq!(
+            protocol(libc::SOCK_RAW, 99),
+            "RAW",
+            "a raw socket of another protocol"
+        );
+        assert_eq!(protocol(libc::SOCK_DGRAM, 99), "99");
+        let state = |s: u8| {
+            Socket::from_record(&record(libc::AF_INET, libc::SOCK_STREAM, 6, s)).state_name()
+        };
+        let names = [
+            "UNKNOWN",
+            "ESTAB",
+            "SYN-SENT",
+            "SYN-RECV",
+            "FIN-WAIT-1",
+            "FIN-WAIT-2",
+            "TIME-WAIT",
+            "CLOSE",
+            "CLOSE-WAIT",
+            "LAST-ACK",
+            "LISTEN",
+            "CLOSING",
+            "NEW-SYN-RECV",
+            "UNKNOWN",
+        ];
+        for (s, name) in names.iter().enumerate() {
+            assert_eq!(state(s as u8), *name, "state {s}");
+        }
+    }
 }

@@ -64,6 +64,8 @@ fn a_path_that_does_not_exist_matches_what_is_held_under_that_name_only() {
     // processes hold nothing by that name.
     let target = Resolved::new("/nonexistent/fdid-who").unwrap();
     assert_eq!(target.matching(&server()), Vec::<usize>::new());
+    let files = survey_of(vec![fd(PID, 3, 70, 1), fd(PID, 4, 71, 1)], Sockets::default());
+    assert_eq!(target.matching(&files), Vec::<usize>::new(), "regular files by other names");
 }
 
 const SOCK: u16 = 0o140_777;
@@ -210,5 +212,61 @@ fn a_selection_keeps_the_descriptions_and_their_holders_with_their_ids() {
     assert_eq!(
         selected.fds().map(|f| f.id).collect::<Vec<_>>(),
         vec![listener; 3]
+    );
+}
+
+#[test]
+fn a_path_finds_its_files_descriptions_and_the_sockets_bound_to_it_not_their_clients() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = std::env::temp_dir().join(format!("fdid-who-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, socket) = (dir.join("file"), dir.join("app.sock"));
+    std::fs::write(&file, b"x").unwrap();
+    let _bound = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let meta = std::fs::metadata(&file).unwrap();
+    let mut opened = fd(PID, 3, 60, 1);
+    (opened.dev, opened.ino) = (crate::dev::from_user(meta.dev()), meta.ino());
+    // The same inode number on another device is another file.
+    let mut elsewhere = opened;
+    (elsewhere.fd, elsewhere.dev, elsewhere.file_hash) = (4, opened.dev + 1, 61);
+    let unix = |path: &str, peers: bool| {
+        let mut s = SocketRecord {
+            family: libc::AF_UNIX as u16,
+            sock_type: libc::SOCK_STREAM as u16,
+            state: 1,
+            flags: if peers {
+                crate::record::SOCKET_PATH_IS_PEERS
+            } else {
+                0
+            },
+            path_len: path.len() as u16,
+            ..SocketRecord::default()
+        };
+        s.path[..path.len()].copy_from_slice(path.as_bytes());
+        s
+    };
+    let path = socket.to_str().unwrap();
+    let survey = survey_of(
+        vec![
+            opened,
+            elsewhere,
+            socket_fd(PID, 5, 500),
+            socket_fd(PID, 6, 501),
+            socket_fd(PID, 7, 502),
+        ],
+        Sockets::from_iter([
+            (500, unix(path, false)),
+            (501, unix(path, true)),
+            (502, unix("/elsewhere.sock", false)),
+        ]),
+    );
+    let file_holders = found(&survey, file.to_str().unwrap());
+    let socket_holders = found(&survey, path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(file_holders, vec![(PID, 3)]);
+    assert_eq!(
+        socket_holders,
+        vec![(PID, 5)],
+        "bound to it; the client only names it"
     );
 }
