@@ -159,6 +159,34 @@ mod tests {
             (&[127, 0, 0, 1][..], 8080, 10)
         );
         assert_eq!(s.remote_port_be, 0);
+        assert_eq!(s.family, libc::AF_INET as u16);
+        let malformed = "   0: 0100007F0:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242";
+        assert_eq!(inet_line(malformed, libc::AF_INET), None, "9 hex digits");
+    }
+
+    #[test]
+    fn this_processs_listener_is_found_in_its_namespaces_table() {
+        use std::os::{fd::AsRawFd as _, unix::fs::MetadataExt as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let path = format!("/proc/self/fd/{}", listener.as_raw_fd());
+        let ino = std::fs::metadata(path).unwrap().ino();
+        let me = std::process::id();
+        let socket = |ino| FdRecord {
+            tgid: me,
+            tid: me,
+            mode: 0o140_777,
+            ino,
+            ..FdRecord::default()
+        };
+        let mut not_a_socket = socket(ino);
+        not_a_socket.mode = 0o100_644;
+        assert_eq!(sockets_of(&[not_a_socket]), Sockets::default());
+        let found = sockets_of(&[socket(ino), socket(ino)]);
+        let s = found[&ino];
+        assert_eq!((s.family, s.state), (libc::AF_INET as u16, 10));
+        assert_eq!(s.local_port, listener.local_addr().unwrap().port());
+        let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert_eq!(u64::from(s.netns), netns);
     }
 
     #[test]
@@ -174,6 +202,10 @@ mod tests {
             (s.local_port, u16::from_be(s.remote_port_be), s.state),
             (40328, 8080, 1)
         );
+        assert_eq!(
+            std::net::Ipv6Addr::from(s.remote_addr),
+            std::net::Ipv6Addr::LOCALHOST
+        );
     }
 
     #[test]
@@ -181,6 +213,7 @@ mod tests {
         let listening = "0000000000000000: 00000002 00000000 00010000 0001 01 501 /run/app sock";
         let (ino, s) = unix_line(listening).unwrap();
         assert_eq!((ino, s.state, s.sock_type), (501, 10, 1));
+        assert_eq!(s.family, libc::AF_UNIX as u16);
         assert_eq!(&s.path[..usize::from(s.path_len)], b"/run/app sock");
         // Inodes below 10000 are padded to five columns.
         let padded = "0000000000000000: 00000002 00000000 00010000 0001 01  1058 /run/x.sock";

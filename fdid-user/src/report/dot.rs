@@ -120,15 +120,22 @@ pub fn write(out: &mut impl Write, survey: &Survey) -> io::Result<()> {
             writeln!(out, "  p{parent} -> p{pid} [style=bold, color=grey];")?;
         }
     }
-    for &i in &drawn {
-        let file = &survey.files[i];
-        for other in file.endpoints.iter().filter(|&&other| other > file.id) {
-            writeln!(
-                out,
-                "  f{} -> f{} [dir=both, style=dashed, color=blue, constraint=false];",
-                file.id.0, other.0
-            )?;
-        }
+    // Each pair of ends once, whichever end was reached first.
+    let pairs: BTreeSet<(u64, u64)> = drawn
+        .iter()
+        .flat_map(|&i| {
+            let id = survey.files[i].id.0;
+            survey.files[i]
+                .endpoints
+                .iter()
+                .map(move |other| (id.min(other.0), id.max(other.0)))
+        })
+        .collect();
+    for (a, b) in pairs {
+        writeln!(
+            out,
+            "  f{a} -> f{b} [dir=both, style=dashed, color=blue, constraint=false];"
+        )?;
     }
     writeln!(out, "}}")
 }

@@ -282,12 +282,12 @@ fn dot_joins_a_pipes_two_ends_and_leaves_out_the_standard_streams() {
         r.flags = flags as u32;
         r
     };
-    // PID reads a pipe PID+1 writes; both have the same terminal as fd 1 (description 9).
+    // PID reads a pipe PID+1 writes; both have the same terminal as fd 2 (description 9).
     let survey = survey(
         vec![
-            fd(PID, 1, 9, 2),
+            fd(PID, 2, 9, 2),
             fifo(PID, 3, 5, libc::O_RDONLY),
-            fd(PID + 1, 1, 9, 2),
+            fd(PID + 1, 2, 9, 2),
             fifo(PID + 1, 4, 6, libc::O_WRONLY),
         ],
         &[PID],
@@ -306,11 +306,79 @@ fn dot_joins_a_pipes_two_ends_and_leaves_out_the_standard_streams() {
         dot.contains(&format!("subgraph cluster_p{PID} {{")),
         "{dot}"
     );
-    let terminal = survey.id_of(PID, 1).unwrap();
+    let terminal = survey.id_of(PID, 2).unwrap();
     assert!(
         !dot.contains(&format!("f{}", terminal.0)),
-        "fd 1 is left out: {dot}"
+        "fd 2 is left out: {dot}"
     );
+    // Each end is drawn once, in the frame of the one process holding it.
+    for (pid, id) in [(PID, reader), (PID + 1, writer)] {
+        let node = format!("    f{} [shape=ellipse", id.0);
+        assert_eq!(dot.matches(&node).count(), 1, "{dot}");
+        let cluster = dot
+            .split(&format!("subgraph cluster_p{pid} {{"))
+            .nth(1)
+            .unwrap();
+        let cluster = cluster.split("\n  }").next().unwrap();
+        assert!(cluster.contains(&node), "{id} in {pid}'s frame: {dot}");
+    }
+    assert!(
+        dot.contains(&format!("    p{PID} [shape=box, label")),
+        "in scope: {dot}"
+    );
+    assert!(
+        dot.contains(&format!("    p{} [shape=box, style=dashed", PID + 1)),
+        "outside: {dot}"
+    );
+}
+
+#[test]
+fn dot_draws_a_shared_description_once_between_its_holders() {
+    let survey = survey(vec![fd(PID, 3, 7, 2), fd(PID + 1, 3, 7, 2)], &[PID]);
+    let dot = written_of(&survey, Format::Dot);
+    let node = format!("    f{} [shape=ellipse", survey.id_of(PID, 3).unwrap().0);
+    assert_eq!(dot.matches(&node).count(), 1, "{dot}");
+    let frames_end = dot.rfind("\n  }\n").unwrap();
+    assert!(
+        dot.find(&node).unwrap() > frames_end,
+        "outside any frame: {dot}"
+    );
+}
+
+#[test]
+fn the_table_names_a_pipes_other_end_and_its_holders() {
+    let fifo = |pid, fd_number, hash, flags: i32| {
+        let mut r = fd(pid, fd_number, hash, 2);
+        r.mode = 0o010_600;
+        r.ino = 77;
+        r.flags = flags as u32;
+        r
+    };
+    // Each end shared by two processes, so both are listed.
+    let survey = survey(
+        vec![
+            fifo(PID, 3, 5, libc::O_RDONLY),
+            fifo(PID + 1, 3, 5, libc::O_RDONLY),
+            fifo(PID, 4, 6, libc::O_WRONLY),
+            fifo(PID + 1, 4, 6, libc::O_WRONLY),
+            fd(PID, 5, 8, 2),
+            fd(PID + 1, 5, 8, 2),
+        ],
+        &[],
+    );
+    let table = written_of(&survey, Format::Table { all: false });
+    let writer = survey.id_of(PID, 4).unwrap();
+    let line = format!(
+        "    other end: {writer} (held by ?({PID}):4 ?({}):4)\n",
+        PID + 1
+    );
+    assert!(table.contains(&line), "{table}");
+    assert_eq!(
+        table.matches("other end:").count(),
+        2,
+        "the pipe's ends only: {table}"
+    );
+    assert!(!table.contains("same inode"), "not repeated there: {table}");
 }
 
 #[test]

@@ -182,6 +182,10 @@ fn each_fd_finds_its_description_by_pid_and_fd_and_by_index() {
         assert_eq!(survey.file(file.id), Some(file));
     }
     assert_eq!(survey.file(OpenFileId(1)), None);
+    for (i, file) in survey.files.iter().enumerate() {
+        assert_eq!(survey.file_index(file.id), Some(i));
+    }
+    assert_eq!(survey.file_index(OpenFileId(1)), None);
 }
 
 #[test]

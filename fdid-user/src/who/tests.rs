@@ -64,8 +64,15 @@ fn a_path_that_does_not_exist_matches_what_is_held_under_that_name_only() {
     // processes hold nothing by that name.
     let target = Resolved::new("/nonexistent/fdid-who").unwrap();
     assert_eq!(target.matching(&server()), Vec::<usize>::new());
-    let files = survey_of(vec![fd(PID, 3, 70, 1), fd(PID, 4, 71, 1)], Sockets::default());
-    assert_eq!(target.matching(&files), Vec::<usize>::new(), "regular files by other names");
+    let files = survey_of(
+        vec![fd(PID, 3, 70, 1), fd(PID, 4, 71, 1)],
+        Sockets::default(),
+    );
+    assert_eq!(
+        target.matching(&files),
+        Vec::<usize>::new(),
+        "regular files by other names"
+    );
 }
 
 const SOCK: u16 = 0o140_777;
