@@ -64,14 +64,19 @@ fn a_path_that_does_not_exist_matches_what_is_held_under_that_name_only() {
     // processes hold nothing by that name.
     let target = Resolved::new("/nonexistent/fdid-who").unwrap();
     assert_eq!(target.matching(&server()), Vec::<usize>::new());
+    // A real open file of this process, by another name.
+    let open = std::fs::File::open("/dev/null").unwrap();
+    let me = std::process::id();
+    let mut real = fd(me, std::os::fd::AsRawFd::as_raw_fd(&open) as u32, 72, 1);
+    real.files_hash = 1;
     let files = survey_of(
-        vec![fd(PID, 3, 70, 1), fd(PID, 4, 71, 1)],
+        vec![fd(PID, 3, 70, 1), fd(PID, 4, 71, 1), real],
         Sockets::default(),
     );
     assert_eq!(
         target.matching(&files),
         Vec::<usize>::new(),
-        "regular files by other names"
+        "files by other names"
     );
 }
 
@@ -163,7 +168,9 @@ fn sockets_pipes_inodes_and_fds_are_found_by_number() {
     pipe.mode = 0o010_600;
     let mut file = fd(PID, 8, 51, 1);
     file.dev = (8 << 20) | 1;
-    let survey = survey_of(vec![pipe, file], Sockets::default());
+    let mut other_pipe = fd(PID, 9, 52, 1);
+    other_pipe.mode = 0o010_600;
+    let survey = survey_of(vec![pipe, file, other_pipe], Sockets::default());
     assert_eq!(
         found(&survey, &format!("pipe:[{}]", pipe.ino)),
         vec![(PID, 7)]
@@ -276,4 +283,31 @@ fn a_path_finds_its_files_descriptions_and_the_sockets_bound_to_it_not_their_cli
         vec![(PID, 5)],
         "bound to it; the client only names it"
     );
+}
+
+#[test]
+fn references_held_by_no_fd_are_named_and_keep_the_description_open() {
+    let mut in_flight = socket_fd(PID, 3, 300);
+    in_flight.refs = 3;
+    let survey = survey_of(
+        vec![in_flight],
+        Sockets::from_iter([(300, tcp(10, 9090, 0))]),
+    );
+    let table = |survey: &Survey, text: &str| {
+        let target = Resolved::new(text).unwrap();
+        let mut out = Vec::new();
+        write_table(&mut out, survey, &target, &target.matching(survey)).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let text = table(&survey, "tcp:9090");
+    assert!(
+        text.contains("    and 2 reference(s) held by no fd"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(once the references held by no fd are gone)"),
+        "{text}"
+    );
+    let text = table(&server(), "tcp:8080");
+    assert!(!text.contains("held by no fd"), "{text}");
 }
