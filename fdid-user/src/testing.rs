@@ -58,6 +58,23 @@ pub fn fd(pid: u32, fd: u32, description: u64, refs: u64) -> FdRecord {
     }
 }
 
+/// An end of one pipe (inode 77) opened with `flags`, holding description `description`.
+pub fn pipe_end(pid: u32, fd_number: u32, description: u64, refs: u64, flags: i32) -> FdRecord {
+    let mut r = fd(pid, fd_number, description, refs);
+    r.mode = 0o010_600;
+    r.ino = 77;
+    r.flags = flags as u32;
+    r
+}
+
+/// An fd of `pid` on the socket whose inode is `ino` (also its description's hash).
+pub fn socket_fd(pid: u32, fd_number: u32, ino: u64) -> FdRecord {
+    let mut r = fd(pid, fd_number, ino, 1);
+    r.mode = 0o140_777;
+    r.ino = ino;
+    r
+}
+
 /// What a BPF-like walk of the whole system found, scoped to `scope` (empty: every process) as
 /// [`Survey::run`] scopes a whole-system walk.
 pub fn walked(records: Vec<FdRecord>, scope: &[u32]) -> Walked {

@@ -6,7 +6,7 @@ use super::{Format, Names, access_mode, file_type, write};
 use crate::{
     record::FdRecord,
     survey::Survey,
-    testing::{PID, fd, survey},
+    testing::{PID, fd, pipe_end, socket_fd, survey},
 };
 
 /// A parent's description (7) dup'ed to fd 4 and inherited by a child; the child's own (8);
@@ -275,13 +275,7 @@ fn dot_draws_only_shared_descriptions_and_quotes_labels() {
 
 #[test]
 fn dot_joins_a_pipes_two_ends_and_leaves_out_the_standard_streams() {
-    let fifo = |pid, fd_number, hash, flags: i32| {
-        let mut r = fd(pid, fd_number, hash, 1);
-        r.mode = 0o010_600;
-        r.ino = 77;
-        r.flags = flags as u32;
-        r
-    };
+    let fifo = |pid, fd_number, hash, flags| pipe_end(pid, fd_number, hash, 1, flags);
     // PID reads a pipe PID+1 writes; both have the same terminal as fd 2 (description 9).
     let survey = survey(
         vec![
@@ -347,13 +341,7 @@ fn dot_draws_a_shared_description_once_between_its_holders() {
 
 #[test]
 fn the_table_names_a_pipes_other_end_and_its_holders() {
-    let fifo = |pid, fd_number, hash, flags: i32| {
-        let mut r = fd(pid, fd_number, hash, 2);
-        r.mode = 0o010_600;
-        r.ino = 77;
-        r.flags = flags as u32;
-        r
-    };
+    let fifo = |pid, fd_number, hash, flags| pipe_end(pid, fd_number, hash, 2, flags);
     // Each end shared by two processes, so both are listed.
     let survey = survey(
         vec![
@@ -384,12 +372,6 @@ fn the_table_names_a_pipes_other_end_and_its_holders() {
 #[test]
 fn json_describes_sockets_and_names_each_ends_other_end() {
     use crate::record::{SocketRecord, Sockets};
-    let socket_fd = |pid, fd_number, ino| {
-        let mut r = fd(pid, fd_number, ino, 1);
-        r.mode = 0o140_777;
-        r.ino = ino;
-        r
-    };
     let unix = |peer_ino| SocketRecord {
         family: libc::AF_UNIX as u16,
         sock_type: libc::SOCK_STREAM as u16,

@@ -6,7 +6,7 @@ use super::*;
 use crate::{
     record::{FdRecord, SocketRecord, Sockets},
     survey::Survey,
-    testing::{PID, fd, kernel_of, walked},
+    testing::{PID, fd, kernel_of, socket_fd, walked},
     verify::VerifyMode,
 };
 
@@ -78,16 +78,6 @@ fn a_path_that_does_not_exist_matches_what_is_held_under_that_name_only() {
         Vec::<usize>::new(),
         "files by other names"
     );
-}
-
-const SOCK: u16 = 0o140_777;
-
-/// A socket fd of `pid` whose socket is inode `ino`.
-fn socket_fd(pid: u32, fd_number: u32, ino: u64) -> FdRecord {
-    let mut r = fd(pid, fd_number, ino, 1);
-    r.mode = SOCK;
-    r.ino = ino;
-    r
 }
 
 fn tcp(state: u8, local_port: u16, remote_port: u16) -> SocketRecord {
