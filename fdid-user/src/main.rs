@@ -379,7 +379,7 @@ fn who(args: &SurveyArgs, targets: &[String], json: bool, dot: bool) -> Result<E
         let mut keep: Vec<usize> = found.iter().flatten().copied().collect();
         for &i in found.iter().flatten() {
             for id in &survey.files[i].endpoints {
-                keep.extend(survey.files.iter().position(|f| f.id == *id));
+                keep.extend(survey.file_index(*id));
             }
         }
         let format = if json {
