@@ -10,14 +10,15 @@ fn with_fd_message<R>(io: impl FnOnce(&mut libc::msghdr) -> R) -> R {
         iov_len: 1,
     };
     // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
-    let mut control = vec![0u8; space];
+    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) };
+    let mut control = vec![0u8; space as usize];
     // SAFETY: msghdr is plain data; all zeroes is a valid value.
     let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
     message.msg_iov = &mut iov;
     message.msg_iovlen = 1;
     message.msg_control = control.as_mut_ptr().cast();
-    message.msg_controllen = space;
+    // size_t in glibc, socklen_t in musl.
+    message.msg_controllen = space as _;
     io(&mut message)
 }
 
@@ -30,7 +31,7 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
             let header = libc::CMSG_FIRSTHDR(message);
             (*header).cmsg_level = libc::SOL_SOCKET;
             (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+            (*header).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
             libc::CMSG_DATA(header).cast::<RawFd>().write_unaligned(fd);
             libc::sendmsg(socket, message, 0)
         };

@@ -6,6 +6,7 @@ pub mod fdpass;
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
+    os::unix::process::CommandExt as _,
     path::Path,
     process::{Child, ChildStdin, Command, Stdio},
 };
@@ -46,9 +47,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Starts `fdid-scenario ARGS` and waits until its fds are in place.
+    /// Starts `fdid-scenario ARGS` and waits until its fds are in place. The scenario starts with
+    /// stdio only: whatever else the test inherited (a CI runner's or a shell's fds) stays out.
     pub fn start(binary: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(binary)
+        let mut child = with_stdio_only(Command::new(binary))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -115,6 +117,22 @@ impl Drop for Scenario {
         drop(self.stdin.take());
         let _ = self.child.wait();
     }
+}
+
+/// `command`, set to start its process with fds 0–2 only: whatever else this process inherited (a
+/// CI runner's or a shell's fds) stays out.
+pub fn with_stdio_only(mut command: Command) -> Command {
+    // SAFETY: the closure makes one async-signal-safe system call (close_range, by number: musl's
+    // libc has no wrapper).
+    unsafe {
+        command.pre_exec(|| {
+            if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
 }
 
 /// Whether tests run in CI, where a BPF test must fail rather than skip.
@@ -225,11 +243,20 @@ pub fn id(survey: &Survey, pid: u32, fd: u32) -> OpenFileId {
 /// Checks the survey's partition of `fds` against kcmp, pair by pair; returns the number of pairs that
 /// share a description.
 pub fn assert_grouping_matches_kcmp(survey: &Survey, fds: &[(u32, u32)]) -> usize {
+    assert_ids_match_kcmp(fds, |pid, fd| id(survey, pid, fd))
+}
+
+/// Checks any partition of `fds` — `id_of` gives each fd's id, from a survey or from fdid's JSON —
+/// against kcmp, pair by pair; returns the number of pairs that share a description.
+pub fn assert_ids_match_kcmp<T: PartialEq>(
+    fds: &[(u32, u32)],
+    id_of: impl Fn(u32, u32) -> T,
+) -> usize {
     let mut shared = 0;
     for (i, &(pid1, fd1)) in fds.iter().enumerate() {
         for &(pid2, fd2) in &fds[i + 1..] {
             let truth = kcmp_same(pid1, fd1, pid2, fd2);
-            let found = id(survey, pid1, fd1) == id(survey, pid2, fd2);
+            let found = id_of(pid1, fd1) == id_of(pid2, fd2);
             assert_eq!(
                 found, truth,
                 "{pid1}:{fd1} and {pid2}:{fd2}: kcmp says same = {truth}"

@@ -6,9 +6,9 @@ use std::{
     collections::HashMap,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::{
-        fd::{AsRawFd, RawFd},
+        fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd},
         unix::{
-            fs::{MetadataExt as _, OpenOptionsExt as _},
+            fs::MetadataExt as _,
             net::{UnixListener, UnixStream},
         },
     },
@@ -145,12 +145,14 @@ fn a_unix_server_its_accepted_connection_and_the_client_show_the_path_and_their_
     let listener = UnixListener::bind(&socket_path).unwrap();
     let client = UnixStream::connect(&socket_path).unwrap();
     let (accepted, _) = listener.accept().unwrap();
-    // The socket's file opened with O_PATH: S_IFSOCK, but not a socket (not on sockfs).
-    let on_disk = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(&socket_path)
-        .unwrap();
+    // The socket's file opened with O_PATH: S_IFSOCK, but not a socket (not on sockfs). By open(2)
+    // itself: Rust's std drops O_PATH from custom_flags on musl, where it is part of O_ACCMODE.
+    let c_path = std::ffi::CString::new(socket_path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: open(2) on a NUL-terminated path.
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    assert!(fd >= 0, "open O_PATH: {}", std::io::Error::last_os_error());
+    // SAFETY: a new fd that nothing else owns.
+    let on_disk = unsafe { OwnedFd::from_raw_fd(fd) };
     let sockets = sockets_of_this_process();
     std::fs::remove_dir_all(&dir).unwrap();
     let Some(sockets) = sockets else {

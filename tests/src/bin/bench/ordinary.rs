@@ -4,7 +4,6 @@
 use std::{
     fmt::Write as _,
     io::BufRead as _,
-    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -22,7 +21,7 @@ struct TenFds {
 
 impl TenFds {
     fn start() -> Result<Self> {
-        let mut command = Command::new("sh");
+        let mut command = fdid_tests::with_stdio_only(Command::new("sh"));
         command
             .args([
                 "-c",
@@ -32,13 +31,6 @@ impl TenFds {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        // SAFETY: close_range is async-signal-safe; it drops whatever this process inherited.
-        unsafe {
-            command.pre_exec(|| {
-                libc::close_range(3, u32::MAX, 0);
-                Ok(())
-            });
-        }
         let mut child = command.spawn().context("starting sh")?;
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.as_mut().context("sh stdout")?)
