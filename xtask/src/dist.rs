@@ -32,8 +32,8 @@ pub fn run(ws: &Workspace) -> Result<Vec<PathBuf>> {
         std::fs::remove_dir_all(&out).with_context(|| format!("emptying {}", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
-    for (target, _, linker) in TARGETS {
-        build(ws, target, linker)?;
+    for (target, _, _) in TARGETS {
+        build(ws, target)?;
     }
     // The man pages and completions, from the binary that runs here.
     let docs = ws.target.join("dist-docs");
@@ -74,12 +74,15 @@ pub fn run(ws: &Workspace) -> Result<Vec<PathBuf>> {
 }
 
 /// Where cargo puts the release binary for `target`.
-pub fn binary(ws: &Workspace, target: &str) -> PathBuf {
+fn binary(ws: &Workspace, target: &str) -> PathBuf {
     ws.target.join(target).join("release/fdid")
 }
 
-fn build(ws: &Workspace, target: &str, linker: Option<&str>) -> Result<()> {
+/// Builds the static `fdid` for `target` (one of [`TARGETS`]): the binary the tarball and the .deb
+/// ship, and the one `cargo xtask vm-test` runs in its guests.
+pub fn build(ws: &Workspace, target: &str) -> Result<PathBuf> {
     let mut command = crate::cargo(ws);
+    cross_linker(&mut command, target);
     command.args([
         "build",
         "--release",
@@ -96,10 +99,15 @@ fn build(ws: &Workspace, target: &str, linker: Option<&str>) -> Result<()> {
         format!("CARGO_TARGET_{}_RUSTFLAGS", env_name(target)),
         "-C strip=symbols",
     );
-    if let Some(linker) = linker {
+    run_checked(&mut command, &format!("cargo build --target {target}"))?;
+    Ok(binary(ws, target))
+}
+
+/// Points cargo at the cross linker `target` needs, if any.
+pub fn cross_linker(command: &mut Command, target: &str) {
+    if let Some((_, _, Some(linker))) = TARGETS.iter().find(|(name, _, _)| *name == target) {
         command.env(format!("CARGO_TARGET_{}_LINKER", env_name(target)), linker);
     }
-    run_checked(&mut command, &format!("cargo build --target {target}"))
 }
 
 /// `aarch64-unknown-linux-musl` → `AARCH64_UNKNOWN_LINUX_MUSL`.

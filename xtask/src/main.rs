@@ -69,9 +69,11 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Run the BPF integration tests in KVM guests on Debian kernels (default: 5.10, 6.1 and 6.12).
+    /// Run the BPF integration tests and the shipped `fdid` in guests on Debian kernels (default:
+    /// x86_64 5.10, 6.1, 6.12 and the newest Debian serves; arm64 6.12).
     VmTest {
-        /// A kernel: 5.10, 6.1, 6.12 or a path to a vmlinuz (repeatable).
+        /// A kernel: 5.10, 6.1, 6.12, newest (x86_64), arm64, or the path of an x86_64 vmlinuz
+        /// (repeatable).
         #[arg(long = "kernel")]
         kernels: Vec<String>,
         /// Use software emulation (TCG) instead of KVM (chosen by itself when KVM cannot boot the

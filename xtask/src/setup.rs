@@ -262,6 +262,13 @@ pub fn ensure_cargo_fuzz(ws: &Workspace) -> Result<PathBuf> {
 /// What `cargo xtask dist` needs: the musl targets of the pinned toolchain, the arm64 cross linker
 /// (Debian's gcc-aarch64-linux-gnu) and cargo-deb; returns target/xtask-tools/bin.
 pub fn ensure_dist(ws: &Workspace) -> Result<PathBuf> {
+    ensure_musl_targets("dist")?;
+    ensure_cargo_tool(ws, "cargo-deb", Some("3.8.0"))
+}
+
+/// The rustup targets of the static binaries (`dist::TARGETS`) and the aarch64 cross linker. `what`
+/// names the command that needs them.
+pub fn ensure_musl_targets(what: &str) -> Result<()> {
     let listed = rustup()
         .args(["target", "list", "--installed", "--toolchain", TOOLCHAIN])
         .output()
@@ -269,18 +276,14 @@ pub fn ensure_dist(ws: &Workspace) -> Result<PathBuf> {
     let installed = String::from_utf8_lossy(&listed.stdout).into_owned();
     for (target, _, _) in crate::dist::TARGETS {
         if !installed.lines().any(|line| line.trim() == target) {
-            eprintln!("xtask: adding the {target} target to {TOOLCHAIN}");
+            eprintln!("xtask {what}: adding the {target} target to {TOOLCHAIN}");
             run(
                 rustup().args(["target", "add", "--toolchain", TOOLCHAIN, target]),
                 &format!("rustup target add {target}"),
             )?;
         }
     }
-    ensure_apt_packages(
-        "dist",
-        &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")],
-    )?;
-    ensure_cargo_tool(ws, "cargo-deb", Some("3.8.0"))
+    ensure_apt_packages(what, &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")])
 }
 
 /// Installs with apt-get the packages whose binary is missing from /usr/bin and /bin: (binary,
