@@ -5,24 +5,21 @@
 //! a kernel: the boot id, the kernel release and the size of the BTF file, plus this cache format and
 //! the executable that resolved it (its inode, size and modification time: a rebuilt fdid, which may
 //! resolve other members, does not take an older build's layout).
-//! It lives in `/run/fdid/` (a tmpfs, emptied at boot), is written by root only (directory 0700, file
-//! 0600, written to a temporary name and renamed) and is trusted only when it is still root's and
-//! not writable by anyone else, read without following symlinks. A wrong layout could not read
-//! garbage anyway: the verifier checks every load at these offsets against the kernel's BTF.
+//! It lives in [`run_dir`] (`/run/fdid/`), root's alone. A wrong layout could not read garbage
+//! anyway: the verifier checks every load at these offsets against the kernel's BTF.
 
 use std::{
     fs,
-    io::Write as _,
-    os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
 
 use fdid_ebpf::FieldOffsets;
 
-use crate::{btf::VMLINUX_BTF, offsets::KernelLayout};
+use crate::{btf::VMLINUX_BTF, offsets::KernelLayout, run_dir};
 
 /// Where the cache lives by default.
-pub const DEFAULT_DIR: &str = "/run/fdid";
+pub const DEFAULT_DIR: &str = run_dir::DEFAULT_DIR;
 const FILE: &str = "layout";
 const FORMAT: &str = "fdid-layout 2";
 
@@ -41,7 +38,7 @@ impl LayoutCache {
     /// The cache in `dir` for this boot, or `None` when this boot cannot be identified.
     pub fn for_this_boot(dir: &Path) -> Option<Self> {
         let read = |path: &str| fs::read_to_string(path).ok().map(|s| s.trim().to_owned());
-        let boot_id = read("/proc/sys/kernel/random/boot_id")?;
+        let boot_id = run_dir::boot_id()?;
         let release = read("/proc/sys/kernel/osrelease")?;
         let btf_size = fs::metadata(VMLINUX_BTF).ok()?.len();
         let exe = fs::metadata(std::env::current_exe().ok()?).ok()?;
@@ -58,6 +55,7 @@ impl LayoutCache {
         })
     }
 
+    #[cfg(test)]
     fn path(&self) -> PathBuf {
         self.dir.join(FILE)
     }
@@ -65,21 +63,12 @@ impl LayoutCache {
     /// The cached layout, if one was stored for this boot by root and nobody else could have
     /// changed it.
     pub fn load(&self) -> Option<KernelLayout> {
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.path())
-            .ok()?;
-        if !trusted(&file.metadata().ok()?) || !trusted(&fs::metadata(&self.dir).ok()?) {
-            log::debug!("layout cache {} not trusted", self.path().display());
-            return None;
-        }
-        let text = std::io::read_to_string(file).ok()?;
+        let text = run_dir::read_trusted(&self.dir, FILE)?;
         let layout = decode(&text, &self.key);
         if layout.is_none() {
             log::debug!(
-                "layout cache {} is for another boot or format",
-                self.path().display()
+                "layout cache in {} is for another boot or format",
+                self.dir.display()
             );
         }
         layout
@@ -87,42 +76,10 @@ impl LayoutCache {
 
     /// Stores `layout` for this boot (best effort: a read-only or foreign `/run` only costs speed).
     pub fn store(&self, layout: &KernelLayout) {
-        if let Err(error) = self.try_store(layout) {
+        if let Err(error) = run_dir::write_private(&self.dir, FILE, &encode(layout, &self.key)) {
             log::debug!("layout cache not written: {error}");
         }
     }
-
-    fn try_store(&self, layout: &KernelLayout) -> std::io::Result<()> {
-        match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
-            Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => return Err(error),
-            _ => {}
-        }
-        if !trusted(&fs::metadata(&self.dir)?) {
-            return Err(std::io::Error::other(format!(
-                "{} is not root's alone",
-                self.dir.display()
-            )));
-        }
-        let temporary = self.dir.join(format!("{FILE}.{}", std::process::id()));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temporary)?;
-        let written = file
-            .write_all(encode(layout, &self.key).as_bytes())
-            .and_then(|()| fs::rename(&temporary, self.path()));
-        if written.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
-        written
-    }
-}
-
-/// Owned by root and writable by nobody else.
-fn trusted(metadata: &fs::Metadata) -> bool {
-    metadata.uid() == 0 && metadata.mode() & 0o022 == 0
 }
 
 fn offset_words(offsets: &FieldOffsets) -> [u32; OFFSET_WORDS] {

@@ -26,6 +26,7 @@
 //! # Ok::<(), fdid::survey::SurveyError>(())
 //! ```
 
+pub mod boot_key;
 pub mod btf;
 pub mod check;
 pub mod collect;
@@ -37,6 +38,7 @@ pub mod offsets;
 pub mod proc;
 pub mod record;
 pub mod report;
+pub mod run_dir;
 pub mod socket;
 pub mod survey;
 #[cfg(test)]

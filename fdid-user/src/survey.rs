@@ -294,7 +294,7 @@ impl Survey {
         let mut files = Vec::with_capacity(descriptions.len());
         for description in descriptions {
             let first = &records[description.fds[0]];
-            let id = tree.add(genid_of(first));
+            let id = tree.add(genid_of(first), evidence.hashed.then_some(first.file_hash));
             let refs = evidence.hashed.then_some(description.refs);
             let own = if evidence.hashed {
                 own_refs.get(&first.file_hash).copied().unwrap_or(0)

@@ -4,8 +4,15 @@
 //!   `make_gen_id()` computes it (with the userspace `dev_t`). It is cheap and may collide.
 //! - The **main tree** is keyed by genid; each node holds a **subtree** of the distinct descriptions that
 //!   share its genid.
-//! - Every description gets a **subid** unique across the whole survey, so the 64-bit id
+//! - Every description gets a **subid** distinct from the others at its genid, so the 64-bit id
 //!   `genid << 32 | subid` (CRIU's `u.key`/`u.id` union) is unique: same id ⇔ same description.
+//!   Where the collector hashes the `struct file` pointer (BPF, under the boot's key, see
+//!   [`crate::boot_key`]), the subid is that hash folded to 32 bits, so another run of the same boot
+//!   — a later survey, `fdid who`, `fdid watch` — gives a description the same id as long as its
+//!   genid holds (CRIU's genid has the offset in it: a description whose offset moved gets another
+//!   genid). Two descriptions whose folded hashes meet at one genid (about one in 2³² per pair) take
+//!   the next free subid in the order they are met. Without hashes (procfs) subids count from 1, as
+//!   CRIU's do.
 //!
 //! The tree only allocates and finds ids: deciding which fds are one description is [`crate::verify`]'s
 //! job, and a description's genid comes from the first fd seen of it, so an offset that moves during the
@@ -34,7 +41,7 @@ impl OpenFileId {
 
 impl fmt::Display for OpenFileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}:{}", self.genid(), self.subid())
+        write!(f, "{:08x}:{:x}", self.genid(), self.subid())
     }
 }
 
@@ -55,7 +62,10 @@ pub fn make_genid(dev: u64, ino: u64, pos: i64) -> u32 {
 #[derive(Debug, Default)]
 pub struct GenidTree {
     main: BTreeMap<u32, Vec<u32>>,
-    next_subid: u32,
+    /// Descriptions added.
+    len: usize,
+    /// The last subid counted out to a description without a hash.
+    counted: u32,
 }
 
 impl GenidTree {
@@ -63,12 +73,23 @@ impl GenidTree {
         Self::default()
     }
 
-    /// Adds a description distinct from every one already in the tree, whose first fd gave `genid`.
-    pub fn add(&mut self, genid: u32) -> OpenFileId {
+    /// Adds a description distinct from every one already in the tree, whose first fd gave `genid`;
+    /// `file_hash` is its pointer hash where the collector has one.
+    pub fn add(&mut self, genid: u32, file_hash: Option<u64>) -> OpenFileId {
+        let subids = self.main.entry(genid).or_default();
+        let mut subid = match file_hash {
+            Some(hash) => subid_of(hash),
+            None => {
+                self.counted += 1;
+                self.counted
+            }
+        };
         // CRIU starts subids at 1; 0 never names a description.
-        self.next_subid += 1;
-        let subid = self.next_subid;
-        self.main.entry(genid).or_default().push(subid);
+        while subid == 0 || subids.contains(&subid) {
+            subid = subid.wrapping_add(1);
+        }
+        subids.push(subid);
+        self.len += 1;
         OpenFileId::new(genid, subid)
     }
 
@@ -92,12 +113,17 @@ impl GenidTree {
 
     /// Number of descriptions in the tree.
     pub fn len(&self) -> usize {
-        self.next_subid as usize
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.next_subid == 0
+        self.len == 0
     }
+}
+
+/// A pointer hash folded to a subid.
+pub fn subid_of(file_hash: u64) -> u32 {
+    (file_hash ^ (file_hash >> 32)) as u32
 }
 
 #[cfg(test)]
@@ -144,10 +170,10 @@ mod tests {
     fn descriptions_with_one_genid_share_a_node_with_distinct_subids() {
         let mut tree = GenidTree::new();
         assert!(tree.is_empty());
-        let a = tree.add(42);
+        let a = tree.add(42, None);
         assert!(!tree.is_empty());
-        let b = tree.add(42);
-        let c = tree.add(7);
+        let b = tree.add(42, None);
+        let c = tree.add(7, None);
         assert_eq!((a.genid(), b.genid(), c.genid()), (42, 42, 7));
         assert_ne!(a, b, "a genid collision still gives two ids");
         assert_eq!(tree.ids_at(42), vec![a, b]);
@@ -156,13 +182,45 @@ mod tests {
     }
 
     #[test]
-    fn subids_are_unique_across_the_whole_survey() {
+    fn without_hashes_subids_count_from_one_across_the_survey() {
         let mut tree = GenidTree::new();
-        let ids: Vec<OpenFileId> = (0..1000u32).map(|i| tree.add(i % 13)).collect();
-        let mut subids: Vec<u32> = ids.iter().map(|id| id.subid()).collect();
-        subids.sort_unstable();
-        subids.dedup();
-        assert_eq!(subids.len(), 1000);
-        assert!(!subids.contains(&0));
+        let subids: Vec<u32> = (0..1000u32)
+            .map(|i| tree.add(i % 13, None).subid())
+            .collect();
+        assert_eq!(subids, (1..=1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_hashed_description_gets_the_same_id_whatever_else_the_survey_holds() {
+        let (hash, other) = (0x1234_5678_9abc_def0, 0x1111_1111_2222_2222);
+        let mut one = GenidTree::new();
+        let alone = one.add(42, Some(hash));
+        let mut two = GenidTree::new();
+        two.add(42, Some(other));
+        two.add(7, Some(hash));
+        assert_eq!(two.add(42, Some(hash)), alone, "met after others, same id");
+        assert_eq!(alone.subid(), 0x1234_5678 ^ 0x9abc_def0, "the hash folded");
+    }
+
+    #[test]
+    fn folded_hashes_that_meet_at_one_genid_take_the_next_free_subid() {
+        let mut tree = GenidTree::new();
+        // Two hashes with one fold, and one folding to 0 (never a subid).
+        let a = tree.add(5, Some(0x0000_0001_0000_0003));
+        let b = tree.add(5, Some(0x0000_0003_0000_0001));
+        let zero = tree.add(5, Some(0x0000_0009_0000_0009));
+        assert_eq!((a.subid(), b.subid(), zero.subid()), (2, 3, 1));
+        // At another genid the same fold is free.
+        assert_eq!(tree.add(6, Some(0x0000_0003_0000_0001)).subid(), 2);
+        assert_eq!(tree.len(), 4);
+    }
+
+    #[test]
+    fn ids_print_as_hex_genid_and_subid() {
+        assert_eq!(
+            OpenFileId::new(0x0098_3e1a, 0x8c2f_41d4).to_string(),
+            "00983e1a:8c2f41d4"
+        );
+        assert_eq!(OpenFileId::new(5, 1).to_string(), "00000005:1");
     }
 }

@@ -93,7 +93,7 @@ fn fifty_surveys_under_churn_and_address_reuse_never_fail_and_never_misgroup() {
 }
 
 #[test]
-fn pointer_hashes_are_keyed_per_run() {
+fn pointer_hashes_are_keyed_per_boot_and_a_run_without_the_boots_key_has_its_own() {
     let scenario = Scenario::start(SCENARIO, &["fdset"]);
     let pid = scenario.pid();
     let target = Target::Pids(vec![pid]);
@@ -101,25 +101,35 @@ fn pointer_hashes_are_keyed_per_run() {
         return;
     };
     let second = bpf_collect(&target, &BpfOptions::default()).unwrap();
-    let (first, second) = (by_fd(&first, pid), by_fd(&second, pid));
+    let own_key = BpfOptions {
+        boot_key: None,
+        ..BpfOptions::default()
+    };
+    let own = bpf_collect(&target, &own_key).unwrap();
+    let (first, second, own) = (by_fd(&first, pid), by_fd(&second, pid), by_fd(&own, pid));
     let (file, dup) = (scenario.fact("file"), scenario.fact("file_dup"));
     assert_eq!(
         first[&file].file_hash, first[&dup].file_hash,
         "one description, one hash within a run"
     );
     for (fd, record) in &first {
-        assert_ne!(
-            record.file_hash, second[fd].file_hash,
-            "fd {fd}: the same pointer hashes differently in two runs"
+        assert_eq!(
+            (record.file_hash, record.files_hash),
+            (second[fd].file_hash, second[fd].files_hash),
+            "fd {fd}: two runs of one boot hash alike"
         );
-        assert_ne!(record.files_hash, second[fd].files_hash);
+        assert_ne!(
+            record.file_hash, own[fd].file_hash,
+            "fd {fd}: a key of its own hashes differently"
+        );
+        assert_ne!(record.files_hash, own[fd].files_hash);
     }
     // Survey output carries ids, never the hashes.
     let survey = Survey::run(&SurveyOptions::new(Scope::pids([pid]))).unwrap();
     let mut json = Vec::new();
     fdid::report::json::write(&mut json, &survey).unwrap();
     let text = String::from_utf8(json).unwrap();
-    for record in first.values().chain(second.values()) {
+    for record in first.values().chain(own.values()) {
         assert!(
             !text.contains(&record.file_hash.to_string()),
             "a hash leaked into the JSON"

@@ -264,3 +264,25 @@ fn who_names_both_holders_of_a_file_passed_over_scm_rights() {
     };
     assert_eq!(nobody.status.code(), Some(1));
 }
+
+#[test]
+fn two_runs_of_one_boot_give_each_description_the_same_id() {
+    let scm = Scenario::start(SCENARIO, &["scm"]);
+    let (sender, file) = (scm.pid(), scm.fact("file"));
+    let pid = sender.to_string();
+    let Some(first) = json(&["--pid", &pid, "--json"]) else {
+        return;
+    };
+    let Some(second) = json(&["--json"]) else {
+        return;
+    };
+    let Some(who) = json(&["who", &format!("{sender}:{file}"), "--json"]) else {
+        return;
+    };
+    let (first, second, who) = (Listing::of(&first), Listing::of(&second), Listing::of(&who));
+    // A scoped run, a whole-system run and `who` meet other descriptions in other orders.
+    for fd in [file, scm.fact("in_flight"), 0, 1] {
+        assert_eq!(first.id(sender, fd), second.id(sender, fd), "fd {fd}");
+    }
+    assert_eq!(who.id(sender, file), first.id(sender, file));
+}

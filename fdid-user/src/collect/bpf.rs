@@ -13,6 +13,7 @@ use fdid_ebpf::{CONFIG_GLOBAL, FdRecord, IterConfig, PROGRAM_NAME};
 
 use super::{Collection, Source, Target};
 use crate::{
+    boot_key,
     btf::{self, Btf},
     layout_cache::{self, LayoutCache},
     offsets::{KernelLayout, LayoutError},
@@ -84,6 +85,12 @@ pub struct BpfOptions {
     /// Directory of the per-boot [`LayoutCache`] (used for the default `btf_path` only; `None`: BTF
     /// is parsed on every load).
     pub layout_cache: Option<PathBuf>,
+    /// Directory of the per-boot hash key ([`boot_key`]; `None`: a key for this load alone, so its
+    /// ids are its own).
+    pub boot_key: Option<PathBuf>,
+    /// The hash key to use, whatever `boot_key` says (`fdid watch` hands its tracer's key to its
+    /// survey).
+    pub hash_key: Option<[u64; 2]>,
 }
 
 impl Default for BpfOptions {
@@ -94,6 +101,8 @@ impl Default for BpfOptions {
             forward_logs: false,
             force_program_filter: false,
             layout_cache: Some(PathBuf::from(layout_cache::DEFAULT_DIR)),
+            boot_key: Some(PathBuf::from(crate::run_dir::DEFAULT_DIR)),
+            hash_key: None,
         }
     }
 }
@@ -135,7 +144,7 @@ impl BpfCollector {
             filter_hint.unwrap_or(0)
         };
         let config = ConfigGlobal(IterConfig {
-            hash_key: random_key()?,
+            hash_key: hash_key(options)?,
             hash_mask: options.hash_mask,
             refs_bias: layout.refs_bias,
             filter_tgid: program_filter,
@@ -146,16 +155,17 @@ impl BpfCollector {
         // parses the object and creates its maps.
         let (attach_btf, loaded) = std::thread::scope(|scope| {
             let attach_btf = scope.spawn(|| attach_point_btf(layout.task_file_func));
-            let loaded = EbpfLoader::new()
-                // The object has no CO-RE relocations, so aya reads no kernel BTF; were it to, this
-                // makes it fail loudly instead of parsing the kernel's BTF behind our back.
+            let mut loader = EbpfLoader::new();
+            // The object has no CO-RE relocations, so aya reads no kernel BTF; were it to, this
+            // makes it fail loudly instead of parsing the kernel's BTF behind our back.
+            loader
                 .btf_source(|_| {
                     Err(aya::EbpfError::BtfSourceError(std::io::Error::other(
                         "fdid's BPF object needs no kernel BTF",
                     )))
                 })
-                .override_global(CONFIG_GLOBAL, &config, true)
-                .load(BPF_OBJECT);
+                .override_global(CONFIG_GLOBAL, &config, true);
+            let loaded = loader.load(BPF_OBJECT);
             (attach_btf.join().expect("no panic building a Vec"), loaded)
         });
         let mut ebpf = loaded.map_err(|error| {
@@ -417,14 +427,17 @@ fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn random_key() -> Result<[u64; 2], BpfError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(BpfError::Random)?;
-    let (low, high) = bytes.split_at(8);
-    Ok([
-        u64::from_le_bytes(low.try_into().expect("8 bytes")),
-        u64::from_le_bytes(high.try_into().expect("8 bytes")),
-    ])
+/// The key `options` give, else the boot's when they name its directory and it can be kept there,
+/// else a fresh one.
+fn hash_key(options: &BpfOptions) -> Result<[u64; 2], BpfError> {
+    if let Some(key) = options
+        .boot_key
+        .as_deref()
+        .and_then(boot_key::for_this_boot)
+    {
+        return Ok(key);
+    }
+    boot_key::random().map_err(BpfError::Random)
 }
 
 /// The `bpf(2)` commands for an iterator link with the kernel's pid filter, which aya (0.16) cannot
@@ -443,7 +456,7 @@ mod tests {
     /// The program's hash is standard SipHash-2-4 of the pointer's 8 little-endian bytes.
     #[test]
     fn the_pointer_hash_is_siphash_2_4() {
-        let keys = super::random_key().unwrap();
+        let keys = crate::boot_key::random().unwrap();
         for pointer in [0u64, 1, 0xffff_8880_0123_4567, u64::MAX, keys[0] ^ keys[1]] {
             let mut reference = siphasher::sip::SipHasher24::new_with_keys(keys[0], keys[1]);
             reference.write(&pointer.to_le_bytes());
@@ -615,7 +628,14 @@ mod tests {
     }
 
     #[test]
-    fn every_run_gets_a_new_key() {
-        assert_ne!(super::random_key().unwrap(), super::random_key().unwrap());
+    fn a_load_without_a_key_directory_gets_a_key_of_its_own() {
+        let options = BpfOptions {
+            boot_key: None,
+            ..Default::default()
+        };
+        assert_ne!(
+            super::hash_key(&options).unwrap(),
+            super::hash_key(&options).unwrap()
+        );
     }
 }

@@ -46,7 +46,8 @@ pub struct Payload {
 pub fn build(payload: &Payload, path: &Path) -> Result<()> {
     let mut archive = Cpio::default();
     for dir in [
-        "bin", "proc", "sys", "dev", "tmp", "tests", "dist", "lib", "lib64",
+        // /run: for /run/fdid, the boot's layout cache and hash key, as on a host.
+        "bin", "proc", "sys", "dev", "tmp", "run", "tests", "dist", "lib", "lib64",
     ] {
         archive.dir(dir);
     }
