@@ -11,6 +11,7 @@
 extern crate std;
 
 pub mod siphash;
+pub mod watch;
 
 /// Name of the iterator program (its function symbol) in the BPF object.
 pub const PROGRAM_NAME: &str = "fdid_task_file";
@@ -195,6 +196,8 @@ pub struct FieldOffsets {
     /// Where the socket fields are, or all zero when this kernel's BTF lacks one of them (sockets
     /// are then not described).
     pub socket: SocketOffsets,
+    /// For `fdid watch`'s tracing programs.
+    pub watch: watch::WatchOffsets,
 }
 
 /// Byte offsets of what the iterator reads from a socket, from BTF. Members of `struct sock_common`
@@ -320,6 +323,7 @@ impl FieldOffsets {
         upid_size: 0,
         sb_magic: 0,
         socket: SocketOffsets::ZERO,
+        watch: watch::WatchOffsets::ZERO,
     };
 }
 
@@ -338,6 +342,9 @@ impl IterConfig {
 /// `SOCKFS_MAGIC`, sockfs's `s_magic`: an fd whose inode lives there is a socket.
 pub const SOCKFS_MAGIC: u64 = 0x534F_434B;
 
-const _: () = assert!(size_of::<FieldOffsets>() == 18 * 4 + size_of::<SocketOffsets>());
+const _: () = assert!(
+    size_of::<FieldOffsets>()
+        == 18 * 4 + size_of::<SocketOffsets>() + size_of::<watch::WatchOffsets>()
+);
 const _: () = assert!(size_of::<SocketOffsets>() == 22 * 4);
 const _: () = assert!(size_of::<IterConfig>() == 40 + size_of::<FieldOffsets>());

@@ -77,7 +77,11 @@ macro_rules! config {
     };
 }
 
+mod file;
 mod socket;
+pub mod watch;
+
+use file::file_facts;
 
 /// Loads a `T` at `offset` bytes into a kernel object reached through a BTF-typed pointer.
 ///
@@ -244,48 +248,23 @@ pub extern "C" fn fdid_task_file(ctx: *mut TaskFileCtx) -> i32 {
         return 0;
     }
 
-    let (flags_offset, pos_offset, refs_offset, inode_offset) = (
-        config!(offsets.file_flags),
-        config!(offsets.file_pos),
-        config!(offsets.file_refs),
-        config!(offsets.file_inode),
-    );
+    let facts = file_facts(file);
     let mut record = FdRecord {
         tgid,
         tid,
         fd,
+        flags: facts.flags,
+        mode: facts.mode,
         pid_ns_level: pid_ns_level as u8,
+        extension: 0,
+        dev: facts.dev,
+        ino: facts.ino,
+        pos: facts.pos,
+        refs: facts.raw_refs.wrapping_add(config!(refs_bias)),
+        file_hash: 0,
         files_hash,
-        ..FdRecord::default()
     };
-    // SAFETY: `file` is the non-null typed pointer from the context; the offset is a frozen constant.
-    record.flags = unsafe { load(file, flags_offset) };
-    // SAFETY: as above.
-    record.pos = unsafe { load(file, pos_offset) };
-    // SAFETY: as above.
-    let raw_refs: u64 = unsafe { load(file, refs_offset) };
-    record.refs = raw_refs.wrapping_add(config!(refs_bias));
-
-    // SAFETY: as above.
-    let inode: *const u8 = unsafe { load(file, inode_offset) };
-    if !inode.is_null() {
-        let (ino_offset, mode_offset, sb_offset, dev_offset) = (
-            config!(offsets.inode_ino),
-            config!(offsets.inode_mode),
-            config!(offsets.inode_sb),
-            config!(offsets.sb_dev),
-        );
-        // SAFETY: `inode` is a non-null typed pointer loaded through `file`; frozen offset.
-        record.ino = unsafe { load(inode, ino_offset) };
-        // SAFETY: as above.
-        record.mode = unsafe { load(inode, mode_offset) };
-        // SAFETY: as above.
-        let sb: *const u8 = unsafe { load(inode, sb_offset) };
-        if !sb.is_null() {
-            // SAFETY: `sb` is a non-null typed pointer loaded through `inode`; frozen offset.
-            record.dev = unsafe { load(sb, dev_offset) };
-        }
-    }
+    let inode = facts.inode;
 
     // A socket (its inode on sockfs): its identity follows the record, built in a global (the
     // stack has no room for it).

@@ -45,6 +45,7 @@ pub mod survey;
 mod testing;
 pub mod tree;
 pub mod verify;
+pub mod watch;
 pub mod who;
 
 pub use record::FdRecord;

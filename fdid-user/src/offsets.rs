@@ -3,7 +3,7 @@
 //! Nothing is compiled in: each member is looked up by name, its size and kind are checked against what
 //! the program loads, and a missing member is an error that names it.
 
-use fdid_ebpf::{FieldOffsets, SocketOffsets};
+use fdid_ebpf::{FieldOffsets, SocketOffsets, watch::WatchOffsets};
 
 use crate::btf::{Btf, BtfError, MemberKind};
 
@@ -121,6 +121,10 @@ impl KernelLayout {
                 log::debug!("sockets will not be described: {error}");
                 SocketOffsets::ZERO
             }),
+            watch: watch_offsets(btf).unwrap_or_else(|error| {
+                log::debug!("fdid watch cannot follow fds on this kernel: {error}");
+                WatchOffsets::ZERO
+            }),
         };
         Ok(Self {
             offsets,
@@ -187,6 +191,25 @@ fn socket_offsets(btf: &Btf) -> Result<SocketOffsets, LayoutError> {
     })
 }
 
+/// What `fdid watch`'s tracing programs read (see [`WatchOffsets`]).
+fn watch_offsets(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
+    use MemberKind::{Int, Pointer, Struct};
+    let (int, ptr, strukt) = (&[Int][..], &[Pointer][..], &[Struct][..]);
+    Ok(WatchOffsets {
+        valid: 1,
+        files_fdt: member(btf, "files_struct", "fdt", 8, ptr)?,
+        fdt_max_fds: member(btf, "fdtable", "max_fds", 4, int)?,
+        fdt_fd: member(btf, "fdtable", "fd", 8, ptr)?,
+        fdt_open_fds: member(btf, "fdtable", "open_fds", 8, ptr)?,
+        task_signal: member(btf, "task_struct", "signal", 8, ptr)?,
+        // atomic_t: a struct holding one int.
+        signal_live: member(btf, "signal_struct", "live", 4, strukt)?,
+        file_private_data: member(btf, "file", "private_data", 8, ptr)?,
+        inode_private: member(btf, "inode", "i_private", 8, ptr)?,
+        _pad: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +227,12 @@ mod tests {
         assert_ne!(offsets.file_pos, offsets.file_flags);
         // 6.13 renamed the count (f_count -> f_ref, stored as count - 1).
         assert!(["f_ref", "f_count"].contains(&layout.refs_member));
+        assert_eq!(offsets.socket.valid, 1, "sockets are described");
+        assert_eq!(
+            offsets.watch.valid, 1,
+            "fdid watch follows exec, exit and sends"
+        );
+        assert_ne!(offsets.watch.fdt_fd, offsets.watch.fdt_open_fds);
     }
 
     #[test]

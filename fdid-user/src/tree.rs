@@ -93,6 +93,29 @@ impl GenidTree {
         OpenFileId::new(genid, subid)
     }
 
+    /// Takes `id` for a description known from elsewhere (a survey), so that [`GenidTree::add`]
+    /// gives every other description at its genid another subid.
+    pub fn reserve(&mut self, id: OpenFileId) {
+        let subids = self.main.entry(id.genid()).or_default();
+        if !subids.contains(&id.subid()) {
+            subids.push(id.subid());
+            self.len += 1;
+        }
+    }
+
+    /// Gives up `id` (its description is gone), so that a description met later may have it.
+    pub fn forget(&mut self, id: OpenFileId) {
+        if let Some(subids) = self.main.get_mut(&id.genid())
+            && let Some(at) = subids.iter().position(|&s| s == id.subid())
+        {
+            subids.remove(at);
+            self.len -= 1;
+            if subids.is_empty() {
+                self.main.remove(&id.genid());
+            }
+        }
+    }
+
     /// Number of distinct genids (main tree nodes).
     pub fn genids(&self) -> usize {
         self.main.len()
@@ -213,6 +236,28 @@ mod tests {
         // At another genid the same fold is free.
         assert_eq!(tree.add(6, Some(0x0000_0003_0000_0001)).subid(), 2);
         assert_eq!(tree.len(), 4);
+    }
+
+    #[test]
+    fn a_reserved_id_is_not_given_again() {
+        let mut tree = GenidTree::new();
+        let known = OpenFileId::new(5, subid_of(0x0000_0001_0000_0003));
+        tree.reserve(known);
+        tree.reserve(known);
+        assert_eq!(tree.len(), 1);
+        let other = tree.add(5, Some(0x0000_0003_0000_0001));
+        assert_ne!(
+            other, known,
+            "a hash folding onto a reserved subid takes the next"
+        );
+        assert_eq!(tree.ids_at(5), vec![known, other]);
+        tree.forget(known);
+        assert_eq!((tree.ids_at(5), tree.len()), (vec![other], 1));
+        assert_eq!(
+            tree.add(5, Some(0x0000_0001_0000_0003)),
+            known,
+            "free again"
+        );
     }
 
     #[test]

@@ -76,6 +76,15 @@ impl Scenario {
         }
     }
 
+    /// Writes `line` to the scenario's stdin (the `provenance` kind waits for one).
+    pub fn say(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("the scenario's stdin is open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the scenario");
+    }
+
     /// Waits for a fact the scenario prints after `ready` (e.g. `received`).
     pub fn later_fact(&mut self, name: &str) -> u32 {
         let line = self
@@ -133,6 +142,21 @@ pub fn with_stdio_only(mut command: Command) -> Command {
         });
     }
     command
+}
+
+/// The `fdid` binary the CLI tests run: `FDID_BINARY` when set (`cargo xtask vm-test` points it at
+/// the shipped static binary in its guests), else the workspace's own build beside `scenario`.
+pub fn fdid_binary(scenario: &str) -> std::path::PathBuf {
+    let binary = std::env::var_os("FDID_BINARY").map_or_else(
+        || Path::new(scenario).with_file_name("fdid"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it (cargo build --bin fdid) or set FDID_BINARY",
+        binary.display()
+    );
+    binary
 }
 
 /// Whether tests run in CI, where a BPF test must fail rather than skip.

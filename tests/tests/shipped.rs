@@ -6,32 +6,20 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    path::PathBuf,
     process::{Command, Output},
 };
 
-use fdid_tests::{Scenario, assert_ids_match_kcmp, bpf_unavailable_reason, fds_of, in_ci};
+use fdid_tests::{
+    Scenario, assert_ids_match_kcmp, bpf_unavailable_reason, fdid_binary, fds_of, in_ci,
+};
 use serde_json::Value;
 
 const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
 
-fn fdid_binary() -> PathBuf {
-    let binary = std::env::var_os("FDID_BINARY").map_or_else(
-        || PathBuf::from(SCENARIO).with_file_name("fdid"),
-        PathBuf::from,
-    );
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it (cargo build --bin fdid) or set FDID_BINARY",
-        binary.display()
-    );
-    binary
-}
-
 /// Runs `fdid ARGS --collector bpf`. `None` (the test skips) only outside CI on a machine that
 /// obviously cannot load BPF; an error exit (2) fails otherwise.
 fn fdid(args: &[&str]) -> Option<Output> {
-    let output = Command::new(fdid_binary())
+    let output = Command::new(fdid_binary(SCENARIO))
         .args(args)
         .args(["--collector", "bpf"])
         .output()

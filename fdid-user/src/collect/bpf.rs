@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::{Btf as AyaBtf, Ebpf, EbpfLoader, Pod, programs::Iter};
-use fdid_ebpf::{CONFIG_GLOBAL, FdRecord, IterConfig, PROGRAM_NAME};
+use fdid_ebpf::{CONFIG_GLOBAL, FdRecord, IterConfig, PROGRAM_NAME, watch};
 
 use super::{Collection, Source, Target};
 use crate::{
@@ -91,6 +91,9 @@ pub struct BpfOptions {
     /// The hash key to use, whatever `boot_key` says (`fdid watch` hands its tracer's key to its
     /// survey).
     pub hash_key: Option<[u64; 2]>,
+    /// Size `fdid watch`'s maps for following events (ring buffer of this many bytes); `None`: a
+    /// survey, whose load creates them as small as the kernel allows.
+    pub watch_ring_bytes: Option<u32>,
 }
 
 impl Default for BpfOptions {
@@ -103,6 +106,7 @@ impl Default for BpfOptions {
             layout_cache: Some(PathBuf::from(layout_cache::DEFAULT_DIR)),
             boot_key: Some(PathBuf::from(crate::run_dir::DEFAULT_DIR)),
             hash_key: None,
+            watch_ring_bytes: None,
         }
     }
 }
@@ -165,6 +169,17 @@ impl BpfCollector {
                     )))
                 })
                 .override_global(CONFIG_GLOBAL, &config, true);
+            // Every map of the object is created with it: the tracer's only at full size.
+            let (ring, entries) = match options.watch_ring_bytes {
+                Some(bytes) => (bytes, None),
+                None => (4096, Some(1)),
+            };
+            loader.map_max_entries(watch::EVENTS_MAP, ring);
+            if let Some(entries) = entries {
+                for map in [watch::SCOPE_MAP, watch::CALLS_MAP] {
+                    loader.map_max_entries(map, entries);
+                }
+            }
             let loaded = loader.load(BPF_OBJECT);
             (attach_btf.join().expect("no panic building a Vec"), loaded)
         });
@@ -199,6 +214,12 @@ impl BpfCollector {
             program_filter,
             hash_mask: options.hash_mask,
         })
+    }
+
+    /// The loaded object, for `fdid watch` to load and attach its tracing programs from (they share
+    /// the iterator's config: offsets and hash key).
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 
     /// What was resolved from the kernel's BTF.
@@ -429,7 +450,7 @@ fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The key `options` give, else the boot's when they name its directory and it can be kept there,
 /// else a fresh one.
-fn hash_key(options: &BpfOptions) -> Result<[u64; 2], BpfError> {
+pub fn hash_key(options: &BpfOptions) -> Result<[u64; 2], BpfError> {
     if let Some(key) = options
         .boot_key
         .as_deref()

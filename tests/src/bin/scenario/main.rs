@@ -28,12 +28,14 @@
 //! - `churn N`: see `churn`.
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 //! - `server N` and `ends`: see [`ends`].
+//! - `provenance`: see [`provenance`] (it waits for a line on stdin after `ready`).
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
 use fdid_tests::fdpass::{receive_fd, send_fd};
 
 mod ends;
+mod provenance;
 
 fn check(rc: libc::c_long, what: &str) -> i32 {
     if rc < 0 {
@@ -374,20 +376,25 @@ fn pidfd(facts: &mut Facts) -> Vec<libc::pid_t> {
         child_forever(parent, pause);
     }
     let child_file = read_i32(report[0]);
-    // SAFETY: plain syscalls with integer arguments.
-    let copy = unsafe {
-        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, child, 0), "pidfd_open");
-        let copy = check(
-            libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_file, 0),
-            "pidfd_getfd",
-        );
-        libc::close(pidfd);
-        copy
-    };
+    let copy = take_fd(child, child_file);
     facts.add("child", child);
     facts.add("child_file", child_file);
     facts.add("parent_copy", copy);
     vec![child]
+}
+
+/// A copy of `pid`'s fd `fd`, taken with pidfd_getfd.
+fn take_fd(pid: libc::pid_t, fd: RawFd) -> RawFd {
+    // SAFETY: plain syscalls with integer arguments.
+    unsafe {
+        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, pid, 0), "pidfd_open");
+        let copy = check(
+            libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0),
+            "pidfd_getfd",
+        );
+        libc::close(pidfd);
+        copy
+    }
 }
 
 fn threads(facts: &mut Facts, count: u32) {
@@ -587,6 +594,7 @@ fn main() {
     let count = |default| args.get(2).and_then(|n| n.parse().ok()).unwrap_or(default);
     let name = args.get(2).cloned().unwrap_or_default();
     let mut listener = None;
+    let mut prepared = None;
     let children = match args.get(1).map(String::as_str) {
         Some("fdset") => {
             fdset(&mut facts);
@@ -620,14 +628,23 @@ fn main() {
         }
         Some("server") => ends::server(&mut facts, count(2)),
         Some("ends") => ends::ends(&mut facts),
+        Some("provenance") => {
+            prepared = Some(provenance::prepare(&mut facts));
+            Vec::new()
+        }
+        Some("idle") => provenance::idle(),
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance"
             );
             std::process::exit(2);
         }
     };
     facts.print();
+    let mut children = children;
+    if let Some(prepared) = prepared {
+        children.extend(prepared.run());
+    }
     if let Some(listener) = listener {
         // SAFETY: accepting on our own listening socket.
         let connection = check(

@@ -6,15 +6,18 @@ use std::{
 };
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use fdid::{
-    Scope, Survey, SurveyOptions, VerifyMode,
+    Survey,
     check::{self, CheckPolicy},
-    collect::bpf::BpfOptions,
     report,
-    survey::{CollectorKind, OutsideHolders},
+    survey::OutsideHolders,
     who,
 };
+
+mod args;
+
+use args::{SurveyArgs, WatchArgs};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +60,11 @@ const WHO_EXAMPLES: &str = "Examples:
   fdid who --json pipe:[12345]         a pipe's descriptions and its other ends, as JSON
   fdid who 4242:3                      fd 3 of process 4242: who else holds it";
 
+const WATCH_EXAMPLES: &str = "Examples:
+  fdid watch                           every change on the machine, until Ctrl-C
+  fdid watch --pid 4242 --tree         4242 and its descendants, present and future
+  fdid watch --json --duration 10      ten seconds of events, one JSON object per line";
+
 #[derive(Subcommand)]
 enum Command {
     /// CI gate: exit 1 when the scope shares an open file description with a process outside the
@@ -89,88 +97,18 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Follow every change to the fd tables in scope as it happens — new descriptions, new shares
+    /// (fork, dup, SCM_RIGHTS, pidfd_getfd, exec…), holders gone, descriptions released — with
+    /// the ids a survey gives; at the end, the shares by kind and each one's provenance.
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch {
+        #[command(flatten)]
+        watch: WatchArgs,
+    },
     /// Write the man pages (DIR/man/fdid*.1) and bash, zsh and fish completions
     /// (DIR/completions/), generated from these definitions: for packaging.
     #[command(hide = true)]
     Generate { dir: std::path::PathBuf },
-}
-
-#[derive(Args, Clone)]
-struct SurveyArgs {
-    /// Survey only this process (repeatable); without it, every process.
-    #[arg(long = "pid", value_name = "PID", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
-    pids: Vec<u32>,
-    /// With --pid: include the processes' descendants.
-    #[arg(long, requires = "pids")]
-    tree: bool,
-    /// Which fds to confirm with kcmp(KCMP_FILE).
-    #[arg(long, value_enum, default_value_t = VerifyArg::Ambiguous)]
-    verify: VerifyArg,
-    /// Where the records come from (auto: BPF, or procfs with a warning when BPF cannot be used).
-    #[arg(long, value_enum, default_value_t = CollectorArg::Auto)]
-    collector: CollectorArg,
-    /// The kernel BTF to find struct offsets in.
-    #[arg(long, value_name = "PATH", default_value = fdid::btf::VMLINUX_BTF)]
-    btf: std::path::PathBuf,
-    /// Show debug messages, including the BPF program's own log.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Test knob: keep only this many bits of the pointer hash, to force collisions.
-    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=64))]
-    hash_bits: Option<u32>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum VerifyArg {
-    /// Confirm only ambiguous matches (see the README).
-    Ambiguous,
-    /// Confirm every fd that joins another.
-    All,
-    /// Trust the pointer hashes.
-    None,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum CollectorArg {
-    /// BPF, falling back to procfs (with a warning) when BPF cannot be used.
-    Auto,
-    /// The BPF task_file iterator only: an error when it cannot be used.
-    Bpf,
-    /// /proc/PID/fd and fdinfo (slow; groups with kcmp).
-    Procfs,
-}
-
-impl SurveyArgs {
-    fn options(&self, outside: OutsideHolders) -> SurveyOptions {
-        let scope = if self.tree {
-            Scope::trees(self.pids.clone())
-        } else {
-            Scope::pids(self.pids.clone())
-        };
-        let mut options = SurveyOptions::new(scope);
-        options.verify = match self.verify {
-            VerifyArg::Ambiguous => VerifyMode::Ambiguous,
-            VerifyArg::All => VerifyMode::All,
-            VerifyArg::None => VerifyMode::None,
-        };
-        options.collector = match self.collector {
-            CollectorArg::Auto => CollectorKind::Auto,
-            CollectorArg::Bpf => CollectorKind::Bpf,
-            CollectorArg::Procfs => CollectorKind::Procfs,
-        };
-        options.bpf = BpfOptions {
-            forward_logs: self.verbose,
-            btf_path: self.btf.clone(),
-            hash_mask: match self.hash_bits {
-                Some(bits) if bits < 64 => (1u64 << bits) - 1,
-                _ => u64::MAX,
-            },
-            ..BpfOptions::default()
-        };
-        options.outside = outside;
-        options
-    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -189,6 +127,7 @@ async fn main() -> ExitCode {
     };
     let verbose = match &cli.command {
         Some(Command::Check { survey, .. } | Command::Who { survey, .. }) => survey.verbose,
+        Some(Command::Watch { watch }) => watch.verbose,
         Some(Command::Generate { .. }) => false,
         None => cli.survey.verbose,
     };
@@ -204,6 +143,9 @@ async fn main() -> ExitCode {
         .filter_module("aya", aya_level)
         .format_timestamp(None)
         .init();
+    if let Some(Command::Watch { watch }) = &cli.command {
+        return watch_command(watch).await;
+    }
     // The survey blocks in read(2) on the iterator; run it off the runtime so Ctrl-C is answered.
     let work = tokio::task::spawn_blocking(move || run(&cli));
     tokio::select! {
@@ -220,6 +162,24 @@ async fn main() -> ExitCode {
             }
         },
         _ = tokio::signal::ctrl_c() => ExitCode::from(130),
+    }
+}
+
+/// `fdid watch`: on the runtime itself (it waits on the ring buffer and on Ctrl-C).
+async fn watch_command(args: &WatchArgs) -> ExitCode {
+    let options = match args.options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("fdid: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match fdid::watch::run(&options, io::stdout()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fdid: error: {}", fdid::error_line(&error));
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -267,6 +227,7 @@ fn warn_about_fallback(survey: &Survey) {
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Some(Command::Generate { dir }) => generate(dir).map(|()| ExitCode::SUCCESS),
+        Some(Command::Watch { .. }) => unreachable!("main runs watch on the runtime"),
         Some(Command::Who {
             survey: args,
             targets,

@@ -1,0 +1,237 @@
+//! `fdid watch`: a survey, then every change to the fd tables in scope as it happens, from BPF
+//! tracing programs, with how each share came to be.
+//!
+//! Order of work, so that nothing falls between the survey and the stream: the programs are
+//! attached first and their events read from then on; the survey walks meanwhile; events stamped
+//! before the walk began are in the survey already and dropped, later ones are applied to the
+//! survey's state (one the walk already saw changes nothing and prints nothing). Then `ready`, and
+//! the stream until Ctrl-C, `--duration` or a closed pipe; then the summary. Events lost to a full
+//! ring buffer are counted and said.
+
+pub mod event;
+pub mod model;
+pub mod output;
+pub mod tracer;
+
+use std::{io::Write, os::fd::AsRawFd, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::{
+    collect::bpf::{self, BpfError, BpfOptions},
+    survey::{Scope, Survey, SurveyError, SurveyOptions},
+};
+use event::{Event, EventError};
+use model::Model;
+use output::Printer;
+use tracer::{TraceScope, Tracer, TracerError};
+
+/// What to watch and how to print it.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    pub scope: Scope,
+    pub json: bool,
+    /// Stop after this long (else at Ctrl-C or a closed pipe).
+    pub duration: Option<Duration>,
+    pub bpf: BpfOptions,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Key(#[from] BpfError),
+    #[error(transparent)]
+    Tracer(#[from] TracerError),
+    #[error("the initial survey")]
+    Survey(#[source] SurveyError),
+    #[error("the initial survey stopped")]
+    SurveyTask(#[source] tokio::task::JoinError),
+    #[error("reading the ring buffer")]
+    Ring(#[source] std::io::Error),
+    #[error("a malformed event")]
+    Event(#[from] EventError),
+    #[error("writing the output")]
+    Output(#[source] std::io::Error),
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Watches until the end `options` set, writing to `out`; Ctrl-C ends it too (with the summary).
+pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchError> {
+    let mut bpf_options = options.bpf.clone();
+    bpf_options.hash_key = Some(bpf::hash_key(&options.bpf)?);
+    bpf_options.watch_ring_bytes = Some(options.ring_bytes);
+    let trace_scope = TraceScope {
+        pids: if options.scope.is_system() {
+            Vec::new()
+        } else if options.scope.tree {
+            crate::proc::with_descendants(&options.scope.pids)
+        } else {
+            options.scope.pids.clone()
+        },
+        tree: options.scope.tree,
+    };
+    let (tracer, ring) = Tracer::attach(&bpf_options, &trace_scope)?;
+    // SAFETY: the ring buffer's map fd stays open, the same description, for as long as the
+    // RingBuf that owns it lives, which is as long as the AsyncFd holding it.
+    let mut ring = unsafe { AsyncFd::register_with_interest(RingFd(ring), Interest::READABLE) }
+        .map_err(|error| WatchError::Ring(error.into()))?;
+
+    // The survey, while the events it races are kept.
+    let walk_began = now_ns();
+    let mut survey_options = SurveyOptions::new(options.scope.clone());
+    survey_options.bpf = bpf_options.clone();
+    survey_options.bpf.watch_ring_bytes = None;
+    let mut survey_task = tokio::task::spawn_blocking(move || Survey::run(&survey_options));
+    let mut early = Vec::new();
+    let survey = loop {
+        tokio::select! {
+            done = &mut survey_task => {
+                break done.map_err(WatchError::SurveyTask)?.map_err(WatchError::Survey)?;
+            }
+            ready = ring.readable_mut() => {
+                let mut guard = ready.map_err(WatchError::Ring)?;
+                drain(&mut guard.get_inner_mut().0, &mut early)?;
+                guard.clear_ready();
+            }
+        }
+    };
+    drain(&mut ring.get_mut().0, &mut early)?;
+
+    let mut model = Model::from_survey(&survey);
+    let mut printer = Printer::new(out, options.json, crate::proc::comm);
+    let mut stream = Stream {
+        model: &mut model,
+        printer: &mut printer,
+        own_pid: std::process::id(),
+    };
+    // Events that raced the walk: what the walk missed joins the state `ready` stands for.
+    for event in early.iter().filter(|e| e.header().time_ns >= walk_began) {
+        stream.absorb(event);
+    }
+    let processes = survey.processes_in_scope().len();
+    let fds = survey.fds_in_scope();
+    if !ok(stream
+        .printer
+        .ready(now_ns(), processes, fds, &tracer.unfollowed))?
+    {
+        return Ok(());
+    }
+
+    let deadline = async {
+        match options.duration {
+            Some(duration) => tokio::time::sleep(duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut lost_said = 0;
+    let mut events = Vec::new();
+    loop {
+        tokio::select! {
+            ready = ring.readable_mut() => {
+                let mut guard = ready.map_err(WatchError::Ring)?;
+                events.clear();
+                drain(&mut guard.get_inner_mut().0, &mut events)?;
+                guard.clear_ready();
+                let mut open = true;
+                for event in &events {
+                    open = open && stream.apply(event)?;
+                }
+                let lost = tracer.lost();
+                if open && lost > lost_said {
+                    lost_said = lost;
+                    open = ok(stream.printer.lost(now_ns(), lost))?;
+                }
+                if !open {
+                    return Ok(());
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            () = &mut deadline => break,
+        }
+    }
+    events.clear();
+    drain(&mut ring.get_mut().0, &mut events)?;
+    for event in &events {
+        if !stream.apply(event)? {
+            return Ok(());
+        }
+    }
+    let lost = tracer.lost();
+    ok(stream.printer.summary(now_ns(), lost, &tracer.unfollowed))?;
+    drop(tracer);
+    Ok(())
+}
+
+/// The model and the printer, fed one event at a time.
+struct Stream<'a, W: Write> {
+    model: &'a mut Model,
+    printer: &'a mut Printer<W>,
+    /// fdid's own fds are not watched.
+    own_pid: u32,
+}
+
+impl<W: Write> Stream<'_, W> {
+    /// Applies one event without printing.
+    fn absorb(&mut self, event: &Event) {
+        let header = event.header();
+        if header.pid != self.own_pid {
+            self.printer.learn_comm(header.pid, &header.comm);
+            self.model.apply(event);
+        }
+    }
+
+    /// Applies and prints one event; `false` once the output is closed.
+    fn apply(&mut self, event: &Event) -> Result<bool, WatchError> {
+        let header = event.header();
+        if header.pid == self.own_pid {
+            return Ok(true);
+        }
+        self.printer.learn_comm(header.pid, &header.comm);
+        for change in self.model.apply(event) {
+            if !ok(self.printer.change(&change))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// `Ok(false)` for a closed pipe (the reader went: stop quietly), the error otherwise.
+fn ok(written: std::io::Result<()>) -> Result<bool, WatchError> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(WatchError::Output(error)),
+    }
+}
+
+/// Decodes every event the ring buffer holds now.
+fn drain(ring: &mut RingBuf<MapData>, into: &mut Vec<Event>) -> Result<(), WatchError> {
+    while let Some(item) = ring.next() {
+        into.push(event::decode(&item)?);
+    }
+    Ok(())
+}
+
+/// The ring buffer as something tokio can wait on.
+struct RingFd(RingBuf<MapData>);
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}

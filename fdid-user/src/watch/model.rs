@@ -1,0 +1,479 @@
+//! The fd tables `fdid watch` follows: seeded from a survey, kept up to date by events, and turned
+//! into [`Change`]s — a new description, a new share, a holder gone, a description released — each
+//! with how it came to be (`via`) and, for a share, the fd it came from.
+//!
+//! Descriptions are known by their pointer hash (the same key as the survey's), so a description
+//! keeps the id the survey gave it, and one first seen here gets the id a later survey of this boot
+//! gives it ([`GenidTree`] with the hash as subid). Fd tables are known by the hash of their
+//! `files_struct` where the survey saw them, so processes sharing one (`CLONE_FILES`) share it here.
+//! No I/O.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use fdid_ebpf::watch::{EXEC_FD_WORDS, ExecFds, SentFiles, WatchEvent, via as kernel_via};
+
+use super::event::Event;
+use crate::{
+    dev,
+    survey::Survey,
+    tree::{GenidTree, OpenFileId, make_genid},
+};
+
+/// How a holder came to hold a description, or stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    /// A new description: open, socket, accept, pipe…
+    Open,
+    Dup,
+    ScmRights,
+    PidfdGetfd,
+    Fork,
+    CloneFiles,
+    /// Kept across exec (no `O_CLOEXEC`), or closed by it.
+    Exec,
+    Close,
+    CloseRange,
+    Exit,
+    /// Installed by the kernel in a way not traced (binder, seccomp notifications…).
+    Install,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Dup => "dup",
+            Self::ScmRights => "scm_rights",
+            Self::PidfdGetfd => "pidfd_getfd",
+            Self::Fork => "fork",
+            Self::CloneFiles => "clone_files",
+            Self::Exec => "exec",
+            Self::Close => "close",
+            Self::CloseRange => "close_range",
+            Self::Exit => "exit",
+            Self::Install => "install",
+        }
+    }
+
+    fn of_install(via: u8) -> Self {
+        match via {
+            kernel_via::DUP => Self::Dup,
+            kernel_via::SCM_RIGHTS => Self::ScmRights,
+            kernel_via::PIDFD_GETFD => Self::PidfdGetfd,
+            _ => Self::Open,
+        }
+    }
+}
+
+/// A process's fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Holder {
+    pub pid: u32,
+    pub fd: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A description appeared, held by this holder alone.
+    New,
+    /// A description gained this holder.
+    Share,
+    /// This holder kept its fd across an exec (no `O_CLOEXEC`): the new program holds it.
+    Kept,
+    /// This holder no longer holds the description.
+    Gone,
+    /// The description's last reference went.
+    Released,
+}
+
+impl ChangeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Share => "share",
+            Self::Kept => "kept",
+            Self::Gone => "gone",
+            Self::Released => "released",
+        }
+    }
+}
+
+/// One change to the fd tables in scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub time_ns: u64,
+    pub kind: ChangeKind,
+    pub via: Via,
+    /// The holder (for `Released`, the last one known, if any).
+    pub holder: Option<Holder>,
+    pub id: OpenFileId,
+    /// For a share: where it came from, when known.
+    pub from: Option<Holder>,
+}
+
+/// Which fd table a process uses: the survey's `files_struct` hash, or one made up here.
+type Table = u64;
+
+#[derive(Debug)]
+struct Description {
+    id: OpenFileId,
+    /// How many fds (of any table) hold it.
+    fds: usize,
+}
+
+/// The state.
+#[derive(Debug, Default)]
+pub struct Model {
+    tables: HashMap<Table, BTreeMap<u32, u64>>,
+    table_of: HashMap<u32, Table>,
+    descriptions: HashMap<u64, Description>,
+    tree: GenidTree,
+    /// Files sent with SCM_RIGHTS and not yet received: by hash, the senders' fds in order.
+    in_flight: HashMap<u64, VecDeque<Holder>>,
+    /// Next made-up table (high bit set: survey hashes are masked to 64 bits, but a clash costs only
+    /// a merged table of two processes).
+    next_table: Table,
+}
+
+impl Model {
+    /// The state a survey saw.
+    pub fn from_survey(survey: &Survey) -> Self {
+        let mut model = Self {
+            next_table: 1 << 63,
+            ..Self::default()
+        };
+        for fd in survey.fds() {
+            let record = fd.record;
+            model.table_of.insert(record.tgid, record.files_hash);
+            let table = model.tables.entry(record.files_hash).or_default();
+            if table.insert(record.fd, record.file_hash).is_none() {
+                let description = model
+                    .descriptions
+                    .entry(record.file_hash)
+                    .or_insert(Description { id: fd.id, fds: 0 });
+                description.fds += 1;
+            }
+        }
+        for file in &survey.files {
+            model.tree.reserve(file.id);
+        }
+        model
+    }
+
+    /// The id the model knows for the description `pid`'s fd `fd` holds.
+    pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
+        let hash = self.tables.get(self.table_of.get(&pid)?)?.get(&fd)?;
+        Some(self.descriptions.get(hash)?.id)
+    }
+
+    /// Applies one event; returns what changed.
+    pub fn apply(&mut self, event: &Event) -> Vec<Change> {
+        let mut changes = Vec::new();
+        match event {
+            Event::Install(e) => self.install(e, &mut changes),
+            Event::Close(e) => {
+                // What the fd held when it was closed, if the program could read it: a close the
+                // survey's walk saw already leaves another description (or none) at that fd.
+                let held = self.table(e.pid).and_then(|table| table.get(&e.fd));
+                if e.file_hash == 0 || held == Some(&e.file_hash) {
+                    self.close(e.pid, e.fd, e.time_ns, Via::Close, &mut changes);
+                }
+            }
+            Event::CloseRange(e) => {
+                let fds: Vec<u32> = self
+                    .table(e.pid)
+                    .map(|table| table.range(e.fd..=e.aux).map(|(fd, _)| *fd).collect())
+                    .unwrap_or_default();
+                for fd in fds {
+                    self.close(e.pid, fd, e.time_ns, Via::CloseRange, &mut changes);
+                }
+            }
+            Event::Fork(e) => self.fork(e, &mut changes),
+            Event::Exec(e, fds) => self.exec(e, fds, &mut changes),
+            Event::Exit(e) => self.exit(e, &mut changes),
+            Event::Release(e) => {
+                if let Some(description) = self.descriptions.remove(&e.file_hash) {
+                    self.tree.forget(description.id);
+                    changes.push(Change {
+                        time_ns: e.time_ns,
+                        kind: ChangeKind::Released,
+                        via: Via::Close,
+                        holder: None,
+                        id: description.id,
+                        from: None,
+                    });
+                }
+            }
+            Event::Send(e, files) => self.send(e, files),
+        }
+        changes
+    }
+
+    fn table(&self, pid: u32) -> Option<&BTreeMap<u32, u64>> {
+        self.tables.get(self.table_of.get(&pid)?)
+    }
+
+    /// The table of `pid`, a new empty one for a process not seen yet.
+    fn table_mut(&mut self, pid: u32) -> &mut BTreeMap<u32, u64> {
+        let next = &mut self.next_table;
+        let table = *self.table_of.entry(pid).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+        self.tables.entry(table).or_default()
+    }
+
+    fn install(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {
+        let previous = self.table_mut(e.pid).insert(e.fd, e.file_hash);
+        match previous {
+            // Already known (an event the survey's walk had seen): nothing changed.
+            Some(hash) if hash == e.file_hash => return,
+            // dup2/dup3 onto an open fd closes what it held.
+            Some(hash) => self.lose(
+                hash,
+                Holder {
+                    pid: e.pid,
+                    fd: e.fd,
+                },
+                e.time_ns,
+                Via::Dup,
+                changes,
+            ),
+            None => {}
+        }
+        let holder = Holder {
+            pid: e.pid,
+            fd: e.fd,
+        };
+        let via = Via::of_install(e.via);
+        let from = match via {
+            Via::Dup => Some(Holder {
+                pid: e.pid,
+                fd: e.aux,
+            }),
+            Via::PidfdGetfd => Some(Holder {
+                pid: e.from_pid,
+                fd: e.aux,
+            }),
+            Via::ScmRights => self
+                .in_flight
+                .get_mut(&e.file_hash)
+                .and_then(VecDeque::pop_front),
+            _ => None,
+        };
+        // open, socket, pipe… always make a new description: one known by the same hash was freed
+        // and its address reused (its release was not seen).
+        if via == Via::Open
+            && let Some(old) = self.descriptions.remove(&e.file_hash)
+        {
+            self.tree.forget(old.id);
+        }
+        let (kind, via, id) = match self.descriptions.get_mut(&e.file_hash) {
+            Some(description) => {
+                description.fds += 1;
+                // An fd of a known description with no traced cause.
+                let via = if via == Via::Open { Via::Install } else { via };
+                (ChangeKind::Share, via, description.id)
+            }
+            None => {
+                let genid = make_genid(dev::to_user(e.dev), e.ino, e.pos);
+                let id = self.tree.add(genid, Some(e.file_hash));
+                self.descriptions
+                    .insert(e.file_hash, Description { id, fds: 1 });
+                // Passed in from a process the model does not follow: still a share.
+                let kind = if via == Via::Open {
+                    ChangeKind::New
+                } else {
+                    ChangeKind::Share
+                };
+                (kind, via, id)
+            }
+        };
+        changes.push(Change {
+            time_ns: e.time_ns,
+            kind,
+            via,
+            holder: Some(holder),
+            id,
+            from,
+        });
+    }
+
+    fn close(&mut self, pid: u32, fd: u32, time_ns: u64, via: Via, changes: &mut Vec<Change>) {
+        let Some(table) = self.table_of.get(&pid).and_then(|t| self.tables.get_mut(t)) else {
+            return;
+        };
+        if let Some(hash) = table.remove(&fd) {
+            self.lose(hash, Holder { pid, fd }, time_ns, via, changes);
+        }
+    }
+
+    /// `holder` no longer holds the description `hash`.
+    fn lose(
+        &mut self,
+        hash: u64,
+        holder: Holder,
+        time_ns: u64,
+        via: Via,
+        changes: &mut Vec<Change>,
+    ) {
+        if let Some(description) = self.descriptions.get_mut(&hash) {
+            description.fds = description.fds.saturating_sub(1);
+            changes.push(Change {
+                time_ns,
+                kind: ChangeKind::Gone,
+                via,
+                holder: Some(holder),
+                id: description.id,
+                from: None,
+            });
+        }
+    }
+
+    fn fork(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {
+        let (parent, child) = (e.pid, e.fd);
+        // A child the survey already walked: its table is known.
+        if self.table_of.contains_key(&child) {
+            return;
+        }
+        let Some(&parent_table) = self.table_of.get(&parent) else {
+            return;
+        };
+        let fds: Vec<(u32, u64)> = self
+            .tables
+            .get(&parent_table)
+            .map(|t| t.iter().map(|(fd, hash)| (*fd, *hash)).collect())
+            .unwrap_or_default();
+        let via = if e.aux == 1 {
+            self.table_of.insert(child, parent_table);
+            Via::CloneFiles
+        } else {
+            self.next_table += 1;
+            self.table_of.insert(child, self.next_table);
+            self.tables
+                .insert(self.next_table, fds.iter().copied().collect());
+            Via::Fork
+        };
+        for (fd, hash) in fds {
+            let Some(description) = self.descriptions.get_mut(&hash) else {
+                continue;
+            };
+            if via == Via::Fork {
+                description.fds += 1;
+            }
+            changes.push(Change {
+                time_ns: e.time_ns,
+                kind: ChangeKind::Share,
+                via,
+                holder: Some(Holder { pid: child, fd }),
+                id: description.id,
+                from: Some(Holder { pid: parent, fd }),
+            });
+        }
+    }
+
+    fn exec(&mut self, e: &WatchEvent, open: &ExecFds, changes: &mut Vec<Change>) {
+        let Some(&table) = self.table_of.get(&e.pid) else {
+            return;
+        };
+        // exec unshares a table other processes use (CLONE_FILES): a copy of its own.
+        let shared = self
+            .table_of
+            .iter()
+            .any(|(pid, t)| *t == table && *pid != e.pid);
+        let fds: BTreeMap<u32, u64> = self.tables.get(&table).cloned().unwrap_or_default();
+        if shared {
+            self.next_table += 1;
+            self.table_of.insert(e.pid, self.next_table);
+            self.tables.insert(self.next_table, fds.clone());
+            for hash in fds.values() {
+                if let Some(description) = self.descriptions.get_mut(hash) {
+                    description.fds += 1;
+                }
+            }
+        }
+        for (fd, hash) in fds {
+            let holder = Holder { pid: e.pid, fd };
+            match still_open(open, fd) {
+                Some(true) => {
+                    if let Some(description) = self.descriptions.get(&hash) {
+                        changes.push(Change {
+                            time_ns: e.time_ns,
+                            kind: ChangeKind::Kept,
+                            via: Via::Exec,
+                            holder: Some(holder),
+                            id: description.id,
+                            from: None,
+                        });
+                    }
+                }
+                Some(false) => self.close(e.pid, fd, e.time_ns, Via::Exec, changes),
+                None => {}
+            }
+        }
+    }
+
+    fn exit(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {
+        let Some(table) = self.table_of.remove(&e.pid) else {
+            return;
+        };
+        let shared = self.table_of.values().any(|t| *t == table);
+        let fds: Vec<(u32, u64)> = match self.tables.get(&table) {
+            Some(fds) => fds.iter().map(|(fd, hash)| (*fd, *hash)).collect(),
+            None => return,
+        };
+        if !shared {
+            self.tables.remove(&table);
+        }
+        for (fd, hash) in fds {
+            if shared {
+                // The table lives on in the other processes: this holder alone is gone.
+                if let Some(description) = self.descriptions.get(&hash) {
+                    changes.push(Change {
+                        time_ns: e.time_ns,
+                        kind: ChangeKind::Gone,
+                        via: Via::Exit,
+                        holder: Some(Holder { pid: e.pid, fd }),
+                        id: description.id,
+                        from: None,
+                    });
+                }
+            } else {
+                self.lose(
+                    hash,
+                    Holder { pid: e.pid, fd },
+                    e.time_ns,
+                    Via::Exit,
+                    changes,
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, e: &WatchEvent, files: &SentFiles) {
+        let count = (files.count as usize).min(files.file_hashes.len());
+        for (&fd, &hash) in files.fds[..count].iter().zip(&files.file_hashes[..count]) {
+            if hash != 0 {
+                self.in_flight
+                    .entry(hash)
+                    .or_default()
+                    .push_back(Holder { pid: e.pid, fd });
+            }
+        }
+    }
+}
+
+/// Whether `fd` is set in the open-fd bitmap an exec event carries; `None` beyond what it read.
+fn still_open(open: &ExecFds, fd: u32) -> Option<bool> {
+    if fd >= open.max_fds {
+        return Some(false);
+    }
+    let word = fd as usize / 64;
+    if word >= open.words as usize || word >= EXEC_FD_WORDS {
+        return None;
+    }
+    Some(open.open_fds[word] & (1 << (fd % 64)) != 0)
+}
+
+#[cfg(test)]
+mod tests;

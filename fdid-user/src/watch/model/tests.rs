@@ -1,0 +1,292 @@
+//! The model on surveys built from records and on hand-made events.
+
+use fdid_ebpf::watch::{EXEC_FD_WORDS, ExecFds, SENT_FILES, SentFiles, WatchEvent, kind, via};
+
+use super::*;
+use crate::testing::{fd, survey};
+
+/// A parent (100) holding a file at fd 3 (description 1) and a pipe end at fd 4 (description 2).
+fn parent() -> Model {
+    Model::from_survey(&survey(vec![fd(100, 3, 1, 1), fd(100, 4, 2, 1)], &[]))
+}
+
+fn event(kind: u8, pid: u32, fd: u32) -> WatchEvent {
+    WatchEvent {
+        time_ns: 1,
+        pid,
+        tid: pid,
+        fd,
+        kind,
+        ..WatchEvent::default()
+    }
+}
+
+fn install(pid: u32, fd: u32, hash: u64, via: u8, aux: u32) -> Event {
+    Event::Install(WatchEvent {
+        file_hash: hash,
+        via,
+        aux,
+        dev: 254 << 20,
+        ino: 1000 + hash,
+        ..event(kind::INSTALL, pid, fd)
+    })
+}
+
+fn holder(pid: u32, fd: u32) -> Option<Holder> {
+    Some(Holder { pid, fd })
+}
+
+/// (kind, via, holder, from) of each change, for comparing without times and ids.
+fn summary(changes: &[Change]) -> Vec<(ChangeKind, Via, Option<Holder>, Option<Holder>)> {
+    changes
+        .iter()
+        .map(|c| (c.kind, c.via, c.holder, c.from))
+        .collect()
+}
+
+#[test]
+fn a_child_forked_after_the_survey_shares_each_fd_of_its_parent_inherited_at_fork() {
+    let mut model = parent();
+    let file = model.id_of(100, 3).unwrap();
+    let changes = model.apply(&Event::Fork(WatchEvent {
+        aux: 0,
+        ..event(kind::FORK, 100, 200)
+    }));
+    assert_eq!(
+        summary(&changes),
+        [
+            (ChangeKind::Share, Via::Fork, holder(200, 3), holder(100, 3)),
+            (ChangeKind::Share, Via::Fork, holder(200, 4), holder(100, 4)),
+        ]
+    );
+    assert_eq!(changes[0].id, file, "the survey's id");
+    assert_eq!(model.id_of(200, 3), Some(file));
+    // Its own table: a close in the child leaves the parent's fd.
+    model.apply(&Event::Close(event(kind::CLOSE, 200, 3)));
+    assert_eq!(model.id_of(100, 3), Some(file));
+    assert_eq!(model.id_of(200, 3), None);
+}
+
+#[test]
+fn a_clone_files_child_shares_the_table_itself() {
+    let mut model = parent();
+    let changes = model.apply(&Event::Fork(WatchEvent {
+        aux: 1,
+        ..event(kind::FORK, 100, 200)
+    }));
+    assert!(changes.iter().all(|c| c.via == Via::CloneFiles));
+    // One table: what the child closes, the parent no longer has.
+    model.apply(&Event::Close(event(kind::CLOSE, 200, 3)));
+    assert_eq!(model.id_of(100, 3), None);
+}
+
+#[test]
+fn dup2_onto_an_open_fd_drops_what_it_held_and_shares_the_source() {
+    let mut model = parent();
+    let (file, pipe) = (model.id_of(100, 3).unwrap(), model.id_of(100, 4).unwrap());
+    let changes = model.apply(&install(100, 4, 1, via::DUP, 3));
+    assert_eq!(
+        summary(&changes),
+        [
+            (ChangeKind::Gone, Via::Dup, holder(100, 4), None),
+            (ChangeKind::Share, Via::Dup, holder(100, 4), holder(100, 3)),
+        ]
+    );
+    assert_eq!((changes[0].id, changes[1].id), (pipe, file));
+}
+
+#[test]
+fn a_file_received_with_scm_rights_names_the_fd_it_was_sent_from() {
+    let mut model = parent();
+    let mut files = SentFiles {
+        count: 1,
+        _pad: 0,
+        fds: [u32::MAX; SENT_FILES],
+        file_hashes: [0; SENT_FILES],
+    };
+    (files.fds[0], files.file_hashes[0]) = (3, 1);
+    model.apply(&Event::Send(event(kind::SEND, 100, 0), Box::new(files)));
+    let received = model.apply(&install(300, 5, 1, via::SCM_RIGHTS, 0));
+    assert_eq!(
+        summary(&received),
+        [(
+            ChangeKind::Share,
+            Via::ScmRights,
+            holder(300, 5),
+            holder(100, 3)
+        )]
+    );
+    // A second receipt of it without a send the model saw: a share from an unknown sender.
+    let again = model.apply(&install(300, 6, 1, via::SCM_RIGHTS, 0));
+    assert_eq!(again[0].from, None);
+}
+
+#[test]
+fn pidfd_getfd_names_the_process_and_fd_taken_from() {
+    let mut model = parent();
+    let changes = model.apply(&Event::Install(WatchEvent {
+        from_pid: 100,
+        ..match install(400, 9, 2, via::PIDFD_GETFD, 4) {
+            Event::Install(e) => e,
+            _ => unreachable!(),
+        }
+    }));
+    assert_eq!(
+        summary(&changes),
+        [(
+            ChangeKind::Share,
+            Via::PidfdGetfd,
+            holder(400, 9),
+            holder(100, 4)
+        )]
+    );
+}
+
+#[test]
+fn an_fd_the_survey_already_saw_is_not_reported_again() {
+    let mut model = parent();
+    assert!(model.apply(&install(100, 3, 1, via::OPEN, 0)).is_empty());
+    assert!(
+        model
+            .apply(&Event::Fork(event(kind::FORK, 100, 100)))
+            .is_empty(),
+        "a fork of a process the survey walked"
+    );
+    assert!(
+        model
+            .apply(&Event::Close(event(kind::CLOSE, 100, 77)))
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_new_description_gets_the_id_a_later_survey_gives_it() {
+    let mut model = parent();
+    let changes = model.apply(&install(100, 9, 0xabc, via::OPEN, 0));
+    assert_eq!(
+        summary(&changes),
+        [(ChangeKind::New, Via::Open, holder(100, 9), None)]
+    );
+    let later = survey(
+        vec![fd(100, 3, 1, 1), fd(100, 4, 2, 1), fd(100, 9, 0xabc, 1)],
+        &[],
+    );
+    assert_eq!(Some(changes[0].id), later.id_of(100, 9));
+}
+
+#[test]
+fn exec_keeps_the_fds_without_close_on_exec_and_closes_the_others() {
+    let mut model = parent();
+    let mut open = ExecFds {
+        max_fds: 64,
+        words: 1,
+        open_fds: [0; EXEC_FD_WORDS],
+    };
+    open.open_fds[0] = 1 << 3;
+    let changes = model.apply(&Event::Exec(event(kind::EXEC, 100, 0), Box::new(open)));
+    assert_eq!(
+        summary(&changes),
+        [
+            (ChangeKind::Kept, Via::Exec, holder(100, 3), None),
+            (ChangeKind::Gone, Via::Exec, holder(100, 4), None),
+        ]
+    );
+    assert_eq!(model.id_of(100, 4), None);
+}
+
+#[test]
+fn exit_ends_every_holder_of_the_process_but_not_of_a_table_it_shared() {
+    let mut model = parent();
+    model.apply(&Event::Fork(WatchEvent {
+        aux: 1,
+        ..event(kind::FORK, 100, 200)
+    }));
+    let changes = model.apply(&Event::Exit(event(kind::EXIT, 200, 0)));
+    assert_eq!(changes.len(), 2);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.kind == ChangeKind::Gone && c.via == Via::Exit)
+    );
+    assert!(
+        model.id_of(100, 3).is_some(),
+        "the parent still holds its fds"
+    );
+    let last = model.apply(&Event::Exit(event(kind::EXIT, 100, 0)));
+    assert_eq!(last.len(), 2);
+    assert_eq!(model.id_of(100, 3), None);
+}
+
+#[test]
+fn close_range_closes_the_fds_in_its_range_only() {
+    let mut model = Model::from_survey(&survey(
+        vec![fd(100, 3, 1, 1), fd(100, 4, 2, 1), fd(100, 9, 3, 1)],
+        &[],
+    ));
+    let changes = model.apply(&Event::CloseRange(WatchEvent {
+        aux: 8,
+        ..event(kind::CLOSE_RANGE, 100, 4)
+    }));
+    assert_eq!(
+        summary(&changes),
+        [(ChangeKind::Gone, Via::CloseRange, holder(100, 4), None)]
+    );
+    assert!(model.id_of(100, 3).is_some() && model.id_of(100, 9).is_some());
+}
+
+#[test]
+fn a_known_description_is_released_once_and_unknown_ones_not_at_all() {
+    let mut model = parent();
+    let file = model.id_of(100, 3).unwrap();
+    let release = |hash| {
+        Event::Release(WatchEvent {
+            file_hash: hash,
+            ..event(kind::RELEASE, 100, 0)
+        })
+    };
+    let changes = model.apply(&release(1));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].kind, changes[0].id),
+        (ChangeKind::Released, file)
+    );
+    assert!(model.apply(&release(1)).is_empty());
+    assert!(model.apply(&release(0xdead)).is_empty());
+}
+
+#[test]
+fn an_open_at_the_address_of_a_closed_description_is_a_new_description() {
+    let mut model = parent();
+    let file = model.id_of(100, 3).unwrap();
+    model.apply(&Event::Close(event(kind::CLOSE, 100, 3)));
+    // No release seen (not followed on every kernel); the address comes back for a new file.
+    let changes = model.apply(&install(100, 5, 1, via::OPEN, 0));
+    assert_eq!(
+        summary(&changes),
+        [(ChangeKind::New, Via::Open, holder(100, 5), None)]
+    );
+    assert_eq!(
+        changes[0].id, file,
+        "same hash and genid: the id a survey now gives it"
+    );
+    // Shared afterwards by dup: a share of the new one.
+    let dup = model.apply(&install(100, 6, 1, via::DUP, 5));
+    assert_eq!(dup[0].kind, ChangeKind::Share);
+}
+
+#[test]
+fn a_close_of_what_the_fd_no_longer_holds_changes_nothing() {
+    let mut model = parent();
+    // The walk saw fd 3 reopened already: the close is of the description before.
+    let stale = model.apply(&Event::Close(WatchEvent {
+        file_hash: 0x5eed,
+        ..event(kind::CLOSE, 100, 3)
+    }));
+    assert!(stale.is_empty());
+    assert!(model.id_of(100, 3).is_some());
+    let current = model.apply(&Event::Close(WatchEvent {
+        file_hash: 1,
+        ..event(kind::CLOSE, 100, 3)
+    }));
+    assert_eq!(current.len(), 1);
+}

@@ -1,0 +1,346 @@
+//! What `fdid watch` prints: one line per change (words, or one JSON object per line), and at the
+//! end a summary — shares by kind and the provenance of each share that began while watching.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::{self, Write},
+};
+
+use super::{
+    model::{Change, ChangeKind, Holder, Via},
+    tracer::Unfollowed,
+};
+use crate::{report::json::write_str, tree::OpenFileId};
+
+/// A share that began while watching, and what happened to it since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    pub holder: Holder,
+    pub id: OpenFileId,
+    pub via: Via,
+    pub from: Option<Holder>,
+    /// Kept across an exec (no `O_CLOEXEC`): `Some(true)`; closed by one: `Some(false)`.
+    pub exec: Option<bool>,
+    /// How it ended, if it did.
+    pub ended: Option<Via>,
+}
+
+/// Prints changes as they come and keeps what the summary needs.
+pub struct Printer<W: Write> {
+    out: W,
+    json: bool,
+    comms: HashMap<u32, String>,
+    comm_of: Box<dyn Fn(u32) -> String>,
+    shares: BTreeMap<Via, u64>,
+    provenance: Vec<Provenance>,
+    /// Index in `provenance` of each holder's latest share.
+    latest: HashMap<Holder, usize>,
+}
+
+impl<W: Write> Printer<W> {
+    /// `comm_of` names a process the events have not named yet.
+    pub fn new(out: W, json: bool, comm_of: impl Fn(u32) -> String + 'static) -> Self {
+        Self {
+            out,
+            json,
+            comms: HashMap::new(),
+            comm_of: Box::new(comm_of),
+            shares: BTreeMap::new(),
+            provenance: Vec::new(),
+            latest: HashMap::new(),
+        }
+    }
+
+    /// What an event said a process is called (its comm at that moment).
+    pub fn learn_comm(&mut self, pid: u32, comm: &[u8; 16]) {
+        let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        if end > 0 {
+            self.comms
+                .insert(pid, String::from_utf8_lossy(&comm[..end]).into_owned());
+        }
+    }
+
+    fn comm(&mut self, pid: u32) -> String {
+        if let Some(comm) = self.comms.get(&pid) {
+            return comm.clone();
+        }
+        let comm = (self.comm_of)(pid);
+        self.comms.insert(pid, comm.clone());
+        comm
+    }
+
+    /// The line saying the programs are attached and the survey taken.
+    pub fn ready(
+        &mut self,
+        time_ns: u64,
+        processes: usize,
+        fds: usize,
+        unfollowed: &[Unfollowed],
+    ) -> io::Result<()> {
+        if self.json {
+            write!(
+                self.out,
+                "{{\"event\": \"ready\", \"time_ns\": {time_ns}, \"processes\": {processes}, \"fds\": {fds}, \"unfollowed\": "
+            )?;
+            write_unfollowed(&mut self.out, unfollowed)?;
+            writeln!(self.out, "}}")?;
+        } else {
+            writeln!(
+                self.out,
+                "watching {processes} processes, {fds} fds (Ctrl-C to stop)"
+            )?;
+            for u in unfollowed {
+                writeln!(
+                    self.out,
+                    "cannot follow {} on this kernel ({}: {})",
+                    u.what, u.target, u.reason
+                )?;
+            }
+        }
+        self.out.flush()
+    }
+
+    /// Prints one change and notes it for the summary.
+    pub fn change(&mut self, change: &Change) -> io::Result<()> {
+        self.note(change);
+        let holder = change.holder;
+        let comm = holder.map(|h| self.comm(h.pid));
+        let from_comm = change.from.map(|h| self.comm(h.pid));
+        if self.json {
+            write!(
+                self.out,
+                "{{\"time_ns\": {}, \"event\": \"{}\", \"via\": \"{}\", ",
+                change.time_ns,
+                change.kind.name(),
+                change.via.name()
+            )?;
+            match holder {
+                Some(h) => write!(self.out, "\"pid\": {}, \"fd\": {}, ", h.pid, h.fd)?,
+                None => write!(self.out, "\"pid\": null, \"fd\": null, ")?,
+            }
+            write!(self.out, "\"id\": {}, \"comm\": ", change.id.0)?;
+            match &comm {
+                Some(comm) => write_str(&mut self.out, comm)?,
+                None => write!(self.out, "null")?,
+            }
+            match change.from {
+                Some(h) => writeln!(
+                    self.out,
+                    ", \"from\": {{\"pid\": {}, \"fd\": {}}}}}",
+                    h.pid, h.fd
+                )?,
+                None => writeln!(self.out, ", \"from\": null}}")?,
+            }
+        } else {
+            let who = match (holder, &comm) {
+                (Some(h), Some(comm)) => format!("{comm}({}) fd {}", h.pid, h.fd),
+                _ => String::new(),
+            };
+            let id = change.id;
+            let line = match change.kind {
+                ChangeKind::New => format!("{who} holds a new description {id}"),
+                ChangeKind::Share => match (change.from, from_comm) {
+                    (Some(from), Some(from_comm)) => format!(
+                        "{who} now shares {id} with {from_comm}({}):{} — {}",
+                        from.pid,
+                        from.fd,
+                        share_reason(change.via)
+                    ),
+                    _ => format!(
+                        "{who} now holds {id} — {}, from an unknown holder",
+                        share_reason(change.via)
+                    ),
+                },
+                ChangeKind::Kept => format!("{who} still holds {id} after exec (no O_CLOEXEC)"),
+                ChangeKind::Gone => {
+                    format!("{who} no longer holds {id} — {}", gone_reason(change.via))
+                }
+                ChangeKind::Released => format!("{id} released (its last reference went)"),
+            };
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()
+    }
+
+    /// Says that the ring buffer overflowed: `count` events lost so far.
+    pub fn lost(&mut self, time_ns: u64, count: u64) -> io::Result<()> {
+        if self.json {
+            writeln!(
+                self.out,
+                "{{\"event\": \"lost\", \"time_ns\": {time_ns}, \"count\": {count}}}"
+            )?;
+        } else {
+            writeln!(
+                self.out,
+                "{count} events lost so far (the ring buffer was full): what follows may be incomplete"
+            )?;
+        }
+        self.out.flush()
+    }
+
+    fn note(&mut self, change: &Change) {
+        let Some(holder) = change.holder else {
+            return;
+        };
+        match change.kind {
+            ChangeKind::Share => {
+                *self.shares.entry(change.via).or_default() += 1;
+                self.latest.insert(holder, self.provenance.len());
+                self.provenance.push(Provenance {
+                    holder,
+                    id: change.id,
+                    via: change.via,
+                    from: change.from,
+                    exec: None,
+                    ended: None,
+                });
+            }
+            ChangeKind::Kept | ChangeKind::Gone => {
+                if let Some(&index) = self.latest.get(&holder)
+                    && self.provenance[index].id == change.id
+                    && self.provenance[index].ended.is_none()
+                {
+                    let share = &mut self.provenance[index];
+                    if change.via == Via::Exec {
+                        share.exec = Some(change.kind == ChangeKind::Kept);
+                    }
+                    if change.kind == ChangeKind::Gone {
+                        share.ended = Some(change.via);
+                    }
+                }
+            }
+            ChangeKind::New | ChangeKind::Released => {}
+        }
+    }
+
+    /// The shares that began while watching.
+    pub fn provenance(&self) -> &[Provenance] {
+        &self.provenance
+    }
+
+    /// The closing summary.
+    pub fn summary(
+        &mut self,
+        time_ns: u64,
+        lost: u64,
+        unfollowed: &[Unfollowed],
+    ) -> io::Result<()> {
+        let total: u64 = self.shares.values().sum();
+        let provenance = self.provenance.clone();
+        if self.json {
+            write!(
+                self.out,
+                "{{\"event\": \"summary\", \"time_ns\": {time_ns}, \"shares\": {{"
+            )?;
+            for (i, (via, count)) in self.shares.iter().enumerate() {
+                let comma = if i == 0 { "" } else { ", " };
+                write!(self.out, "{comma}\"{}\": {count}", via.name())?;
+            }
+            write!(self.out, "}}, \"provenance\": [")?;
+            for (i, share) in provenance.iter().enumerate() {
+                let comma = if i == 0 { "" } else { ", " };
+                write!(
+                    self.out,
+                    "{comma}{{\"pid\": {}, \"fd\": {}, \"id\": {}, \"via\": \"{}\", \"from\": ",
+                    share.holder.pid,
+                    share.holder.fd,
+                    share.id.0,
+                    share.via.name()
+                )?;
+                match share.from {
+                    Some(h) => write!(self.out, "{{\"pid\": {}, \"fd\": {}}}", h.pid, h.fd)?,
+                    None => write!(self.out, "null")?,
+                }
+                let exec = match share.exec {
+                    Some(true) => "\"kept\"",
+                    Some(false) => "\"closed\"",
+                    None => "null",
+                };
+                write!(self.out, ", \"exec\": {exec}, \"ended\": ")?;
+                match share.ended {
+                    Some(via) => write!(self.out, "\"{}\"}}", via.name())?,
+                    None => write!(self.out, "null}}")?,
+                }
+            }
+            write!(self.out, "], \"lost\": {lost}, \"unfollowed\": ")?;
+            write_unfollowed(&mut self.out, unfollowed)?;
+            writeln!(self.out, "}}")?;
+        } else {
+            let kinds: Vec<String> = self
+                .shares
+                .iter()
+                .map(|(via, count)| format!("{} {count}", via.name()))
+                .collect();
+            writeln!(
+                self.out,
+                "{total} shares began while watching{}{}",
+                if kinds.is_empty() { "" } else { ": " },
+                kinds.join(", ")
+            )?;
+            for share in &provenance {
+                let comm = self.comm(share.holder.pid);
+                let mut story = vec![share_reason(share.via).to_owned()];
+                match share.exec {
+                    Some(true) => story.push("kept across exec".into()),
+                    Some(false) => story.push("closed at exec (O_CLOEXEC)".into()),
+                    None => {}
+                }
+                if let Some(via) = share.ended.filter(|v| *v != Via::Exec) {
+                    story.push(format!("then {}", gone_reason(via)));
+                }
+                let from = match share.from {
+                    Some(h) => format!("{}({}):{}", self.comm(h.pid), h.pid, h.fd),
+                    None => "an unknown holder".into(),
+                };
+                writeln!(
+                    self.out,
+                    "  {comm}({}) fd {} ← {from}  {}: {}",
+                    share.holder.pid,
+                    share.holder.fd,
+                    share.id,
+                    story.join(", ")
+                )?;
+            }
+            writeln!(self.out, "{lost} events lost")?;
+        }
+        self.out.flush()
+    }
+}
+
+fn share_reason(via: Via) -> &'static str {
+    match via {
+        Via::Fork => "inherited at fork",
+        Via::CloneFiles => "one fd table with it (CLONE_FILES)",
+        Via::Dup => "dup'ed",
+        Via::ScmRights => "received with SCM_RIGHTS",
+        Via::PidfdGetfd => "taken with pidfd_getfd",
+        _ => "installed by the kernel",
+    }
+}
+
+fn gone_reason(via: Via) -> &'static str {
+    match via {
+        Via::Exec => "closed at exec (O_CLOEXEC)",
+        Via::Exit => "its process exited",
+        Via::Dup => "replaced by dup2/dup3",
+        Via::CloseRange => "closed by close_range",
+        _ => "closed",
+    }
+}
+
+fn write_unfollowed(out: &mut impl Write, unfollowed: &[Unfollowed]) -> io::Result<()> {
+    write!(out, "[")?;
+    for (i, u) in unfollowed.iter().enumerate() {
+        write!(out, "{}{{\"what\": ", if i == 0 { "" } else { ", " })?;
+        write_str(out, u.what)?;
+        write!(out, ", \"target\": ")?;
+        write_str(out, u.target)?;
+        write!(out, ", \"reason\": ")?;
+        write_str(out, &u.reason)?;
+        write!(out, "}}")?;
+    }
+    write!(out, "]")
+}
+
+#[cfg(test)]
+mod tests;

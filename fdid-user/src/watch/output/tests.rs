@@ -1,0 +1,108 @@
+//! The printed lines, for changes made by hand.
+
+use super::*;
+
+fn printer(json: bool) -> Printer<Vec<u8>> {
+    let mut printer = Printer::new(Vec::new(), json, |pid| format!("proc{pid}"));
+    printer.learn_comm(4242, b"python3\0\0\0\0\0\0\0\0\0");
+    printer.learn_comm(4243, b"python3\0\0\0\0\0\0\0\0\0");
+    printer
+}
+
+fn share(via: Via, from: Option<Holder>) -> Change {
+    Change {
+        time_ns: 5,
+        kind: ChangeKind::Share,
+        via,
+        holder: Some(Holder { pid: 4243, fd: 5 }),
+        id: OpenFileId::new(0x0020_8ee8, 8),
+        from,
+    }
+}
+
+fn text(printer: Printer<Vec<u8>>) -> String {
+    String::from_utf8(printer.out).unwrap()
+}
+
+#[test]
+fn a_share_inherited_at_fork_reads_as_a_sentence() {
+    let mut p = printer(false);
+    p.change(&share(Via::Fork, Some(Holder { pid: 4242, fd: 5 })))
+        .unwrap();
+    assert_eq!(
+        text(p),
+        "python3(4243) fd 5 now shares 00208ee8:8 with python3(4242):5 — inherited at fork\n"
+    );
+}
+
+#[test]
+fn every_json_line_has_the_same_fields_and_from_is_null_when_unknown() {
+    let mut p = printer(true);
+    p.change(&share(Via::ScmRights, None)).unwrap();
+    p.change(&Change {
+        kind: ChangeKind::Released,
+        holder: None,
+        via: Via::Close,
+        ..share(Via::Close, None)
+    })
+    .unwrap();
+    let out = text(p);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{{\"time_ns\": 5, \"event\": \"share\", \"via\": \"scm_rights\", \"pid\": 4243, \"fd\": 5, \"id\": {}, \"comm\": \"python3\", \"from\": null}}",
+            0x0020_8ee8_0000_0008u64
+        )
+    );
+    assert!(lines[1].contains("\"event\": \"released\"") && lines[1].contains("\"pid\": null"));
+}
+
+#[test]
+fn the_summary_counts_shares_by_kind_and_tells_each_ones_story() {
+    let mut p = printer(true);
+    let from = Some(Holder { pid: 4242, fd: 5 });
+    p.change(&share(Via::Fork, from)).unwrap();
+    p.change(&Change {
+        kind: ChangeKind::Kept,
+        via: Via::Exec,
+        from: None,
+        ..share(Via::Exec, None)
+    })
+    .unwrap();
+    let mut dup = share(Via::Dup, Some(Holder { pid: 4243, fd: 3 }));
+    dup.holder = Some(Holder { pid: 4243, fd: 9 });
+    p.change(&dup).unwrap();
+    p.change(&Change {
+        kind: ChangeKind::Gone,
+        via: Via::Close,
+        ..dup.clone()
+    })
+    .unwrap();
+    assert_eq!(p.provenance()[0].exec, Some(true), "kept across exec");
+    assert_eq!(p.provenance()[1].ended, Some(Via::Close));
+    p.summary(9, 0, &[]).unwrap();
+    let out = text(p);
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.starts_with(
+            "{\"event\": \"summary\", \"time_ns\": 9, \"shares\": {\"dup\": 1, \"fork\": 1}"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "\"via\": \"fork\", \"from\": {\"pid\": 4242, \"fd\": 5}, \"exec\": \"kept\""
+        )
+    );
+    assert!(summary.contains("\"lost\": 0"));
+}
+
+#[test]
+fn a_process_no_event_named_is_named_by_the_lookup() {
+    let mut p = printer(false);
+    let mut change = share(Via::Dup, Some(Holder { pid: 7, fd: 1 }));
+    change.holder = Some(Holder { pid: 7, fd: 2 });
+    p.change(&change).unwrap();
+    assert!(text(p).starts_with("proc7(7) fd 2 now shares"));
+}

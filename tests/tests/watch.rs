@@ -1,0 +1,177 @@
+//! `fdid watch` while a scenario shares one file every way there is: fork, dup2, F_DUPFD_CLOEXEC,
+//! SCM_RIGHTS to a process that did not inherit it, pidfd_getfd, and exec with and without
+//! O_CLOEXEC. Each share must be reported once, with its `via`, `from` and id — the ids a survey
+//! taken at the end gives.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fdid_tests::{Scenario, bpf_unavailable_reason, fdid_binary, in_ci};
+use serde_json::Value;
+
+const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
+
+/// `fdid watch --json ARGS`, once its `ready` line is out; `None` (skip) only outside CI where BPF
+/// obviously cannot work.
+fn watch(args: &[&str]) -> Option<(Child, std::io::Lines<BufReader<std::process::ChildStdout>>)> {
+    let mut child = Command::new(fdid_binary(SCENARIO))
+        .args(["watch", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fdid watch");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.contains("\"event\": \"ready\"") => Some((child, lines)),
+        first => {
+            let output = child.wait_with_output().expect("fdid watch ends");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            match bpf_unavailable_reason() {
+                Some(reason) if !in_ci() => {
+                    eprintln!("SKIPPED: fdid watch cannot run here: {reason} ({stderr})");
+                    None
+                }
+                _ => panic!("fdid watch did not get ready: {first:?} {stderr}"),
+            }
+        }
+    }
+}
+
+/// Stops a watch with Ctrl-C and returns every line it printed after `ready`.
+fn stop(
+    mut child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+) -> Vec<Value> {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let events: Vec<Value> = lines
+        .map(|line| serde_json::from_str(&line.expect("read")).expect("one JSON object per line"))
+        .collect();
+    let status = child.wait().expect("fdid watch ends");
+    assert!(status.success(), "fdid watch exited with {status}");
+    events
+}
+
+fn holder(event: &Value) -> (u64, u64) {
+    (
+        event["pid"].as_u64().unwrap(),
+        event["fd"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() {
+    let mut scenario = Scenario::start(SCENARIO, &["provenance"]);
+    let parent = u64::from(scenario.pid());
+    let pid = parent.to_string();
+    let Some((watcher, lines)) = watch(&["--pid", &pid, "--tree"]) else {
+        return;
+    };
+    scenario.say("go");
+    let names = [
+        "file",
+        "dup2_fd",
+        "cloexec_fd",
+        "child",
+        "received",
+        "taken",
+        "done",
+    ];
+    for name in names {
+        scenario.later_fact(name);
+    }
+    let fact = |name| u64::from(scenario.fact(name));
+    let (file, dup2, cloexec) = (fact("file"), fact("dup2_fd"), fact("cloexec_fd"));
+    let (child, unrelated) = (fact("child"), fact("unrelated"));
+    let (received, taken) = (fact("received"), fact("taken"));
+
+    // The child's exec happens on its own time: wait until it is the idle program.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{child}/cmdline"))
+        .is_ok_and(|cmdline| !cmdline.contains("idle"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let events = stop(watcher, lines);
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["event"], "summary", "{summary}");
+    assert_eq!(summary["lost"], 0);
+
+    // The survey at the end names each holder's description.
+    let end = Command::new(fdid_binary(SCENARIO))
+        .args(["--json", "--pid", &pid, "--tree"])
+        .output()
+        .expect("fdid --json");
+    assert!(
+        end.status.success(),
+        "{}",
+        String::from_utf8_lossy(&end.stderr)
+    );
+    let end: Value = serde_json::from_slice(&end.stdout).expect("JSON");
+    let surveyed: HashMap<(u64, u64), u64> = end["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|fd| (holder(fd), fd["id"].as_u64().unwrap()))
+        .collect();
+    let id = surveyed[&(parent, file)];
+
+    let shares: Vec<&Value> = events.iter().filter(|e| e["event"] == "share").collect();
+    let expected = [
+        ((parent, dup2), "dup", Some((parent, file))),
+        ((parent, cloexec), "dup", Some((parent, file))),
+        ((child, file), "fork", Some((parent, file))),
+        ((child, dup2), "fork", Some((parent, dup2))),
+        ((child, cloexec), "fork", Some((parent, cloexec))),
+        ((unrelated, received), "scm_rights", Some((parent, file))),
+        ((unrelated, taken), "pidfd_getfd", Some((parent, dup2))),
+    ];
+    for (who, via, from) in expected {
+        let reported: Vec<&&Value> = shares.iter().filter(|e| holder(e) == who).collect();
+        assert_eq!(reported.len(), 1, "{who:?}: shares reported {reported:?}");
+        let share = reported[0];
+        assert_eq!(share["via"], via, "{share}");
+        let from_reported = share["from"]
+            .as_object()
+            .map(|f| (f["pid"].as_u64().unwrap(), f["fd"].as_u64().unwrap()));
+        assert_eq!(from_reported, from, "{share}");
+        assert_eq!(share["id"].as_u64(), Some(id), "{share}: the survey's id");
+        assert_eq!(share["comm"], "fdid-scenario", "{share}");
+        if who != (child, cloexec) {
+            assert_eq!(surveyed.get(&who), Some(&id), "{who:?} at the end");
+        }
+    }
+    // The file opened: a new description (the scenario wrote the file through the same fd number
+    // just before: that was one too).
+    let opened = events
+        .iter()
+        .rfind(|e| e["event"] == "new" && holder(e) == (parent, file))
+        .expect("the open of the file");
+    assert_eq!(
+        (opened["via"].as_str(), opened["id"].as_u64()),
+        (Some("open"), Some(id))
+    );
+    // exec: O_CLOEXEC closed one, the others stayed.
+    let at_exec = |who: (u64, u64)| {
+        events
+            .iter()
+            .filter(|e| e["via"] == "exec" && holder(e) == who)
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at_exec((child, cloexec)), ["gone"]);
+    assert_eq!(at_exec((child, file)), ["kept"]);
+    assert_eq!(at_exec((child, dup2)), ["kept"]);
+    assert!(!surveyed.contains_key(&(child, cloexec)));
+    // The summary counts the same shares.
+    assert_eq!(summary["shares"]["dup"], 2);
+    assert_eq!(summary["shares"]["scm_rights"], 1);
+    assert_eq!(summary["shares"]["pidfd_getfd"], 1);
+}
