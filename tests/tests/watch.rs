@@ -27,7 +27,11 @@ fn watch(args: &[&str]) -> Option<(Child, std::io::Lines<BufReader<std::process:
         .expect("start fdid watch");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     match lines.next() {
-        Some(Ok(line)) if line.contains("\"event\": \"ready\"") => Some((child, lines)),
+        Some(Ok(line)) if line.contains("\"event\": \"ready\"") => {
+            // What this kernel does not let it follow, for the log.
+            eprintln!("{line}");
+            Some((child, lines))
+        }
         first => {
             let output = child.wait_with_output().expect("fdid watch ends");
             let stderr = String::from_utf8_lossy(&output.stderr);

@@ -185,11 +185,20 @@ struct Stream<'a, W: Write> {
 }
 
 impl<W: Write> Stream<'_, W> {
+    /// What the event says processes are called: its own, and a forked child's (its parent's name
+    /// until it execs).
+    fn learn_comms(&mut self, event: &Event) {
+        let header = event.header();
+        self.printer.learn_comm(header.pid, &header.comm);
+        if let Event::Fork(fork) = event {
+            self.printer.learn_comm(fork.fd, &fork.comm);
+        }
+    }
+
     /// Applies one event without printing.
     fn absorb(&mut self, event: &Event) {
-        let header = event.header();
-        if header.pid != self.own_pid {
-            self.printer.learn_comm(header.pid, &header.comm);
+        if event.header().pid != self.own_pid {
+            self.learn_comms(event);
             self.model.apply(event);
         }
     }
@@ -200,7 +209,7 @@ impl<W: Write> Stream<'_, W> {
         if header.pid == self.own_pid {
             return Ok(true);
         }
-        self.printer.learn_comm(header.pid, &header.comm);
+        self.learn_comms(event);
         for change in self.model.apply(event) {
             if !ok(self.printer.change(&change))? {
                 return Ok(false);

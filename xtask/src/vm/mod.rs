@@ -77,7 +77,7 @@ impl Arch {
 }
 
 /// The integration tests every guest runs, x86_64 and arm64.
-const GUEST_TESTS: [&str; 5] = ["collect", "identity", "sockets", "who", "shipped"];
+const GUEST_TESTS: [&str; 6] = ["collect", "identity", "sockets", "who", "shipped", "watch"];
 
 /// A kernel to test: a Debian suite and the package name pattern of its kernel image (the newest
 /// match is taken).
