@@ -137,10 +137,23 @@ fn event_of_current(kind: u8) -> WatchEvent {
     }
 }
 
+/// Wakes the reader only once this much waits in the ring buffer; it also reads on a short timer
+/// (`fdid watch`'s `WAKE_INTERVAL`). A wakeup per event would cost the traced processes more than
+/// the programs themselves.
+const WAKE_BYTES: u64 = 256 << 10;
+
 /// Writes `value` to the ring buffer, or counts it lost.
 #[inline(always)]
 fn emit<T: 'static>(value: &T) {
-    if FDID_EVENTS.output(value, 0).is_err()
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    let flags = if FDID_EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKE_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if FDID_EVENTS.output(value, flags).is_err()
         && let Some(lost) = FDID_LOST.get_ptr_mut(0)
     {
         // SAFETY: this CPU's slot of our own map.

@@ -27,6 +27,10 @@ use model::Model;
 use output::Printer;
 use tracer::{TraceScope, Tracer, TracerError};
 
+/// How often the ring buffer is read when the programs have not woken the reader (they do once
+/// 256 KiB wait): the most an event waits to be printed.
+const WAKE_INTERVAL: Duration = Duration::from_millis(20);
+
 /// What to watch and how to print it.
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -103,15 +107,19 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
             }
             ready = ring.readable_mut() => {
                 let mut guard = ready.map_err(WatchError::Ring)?;
-                drain(&mut guard.get_inner_mut().0, &mut early)?;
                 guard.clear_ready();
+                drain(&mut guard.get_inner_mut().0, &mut early)?;
             }
         }
     };
     drain(&mut ring.get_mut().0, &mut early)?;
 
     let mut model = Model::from_survey(&survey);
-    let mut printer = Printer::new(out, options.json, crate::proc::comm);
+    let mut printer = Printer::new(
+        std::io::BufWriter::with_capacity(1 << 16, out),
+        options.json,
+        crate::proc::comm,
+    );
     let mut stream = Stream {
         model: &mut model,
         printer: &mut printer,
@@ -137,30 +145,37 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
         }
     };
     tokio::pin!(deadline);
+    // Registered once: a Ctrl-C while a batch is printed is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut tick = tokio::time::interval(WAKE_INTERVAL);
     let mut lost_said = 0;
     let mut events = Vec::new();
     loop {
+        events.clear();
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready.map_err(WatchError::Ring)?;
-                events.clear();
-                drain(&mut guard.get_inner_mut().0, &mut events)?;
+                // Cleared before reading: data that comes meanwhile wakes the next wait.
                 guard.clear_ready();
-                let mut open = true;
-                for event in &events {
-                    open = open && stream.apply(event)?;
-                }
-                let lost = tracer.lost();
-                if open && lost > lost_said {
-                    lost_said = lost;
-                    open = ok(stream.printer.lost(now_ns(), lost))?;
-                }
-                if !open {
-                    return Ok(());
-                }
+                drain(&mut guard.get_inner_mut().0, &mut events)?;
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => drain(&mut ring.get_mut().0, &mut events)?,
+            _ = &mut interrupted => break,
             () = &mut deadline => break,
+        }
+        let mut open = true;
+        for event in &events {
+            open = open && stream.apply(event)?;
+        }
+        open = open && ok(stream.printer.flush())?;
+        let lost = tracer.lost();
+        if open && lost > lost_said {
+            lost_said = lost;
+            open = ok(stream.printer.lost(now_ns(), lost))?;
+        }
+        if !open {
+            return Ok(());
         }
     }
     events.clear();

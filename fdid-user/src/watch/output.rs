@@ -100,7 +100,12 @@ impl<W: Write> Printer<W> {
         self.out.flush()
     }
 
-    /// Prints one change and notes it for the summary.
+    /// Writes out what is buffered (after each batch of events).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Prints one change and notes it for the summary (buffered: see [`Printer::flush`]).
     pub fn change(&mut self, change: &Change) -> io::Result<()> {
         self.note(change);
         let holder = change.holder;
@@ -159,7 +164,7 @@ impl<W: Write> Printer<W> {
             };
             writeln!(self.out, "{line}")?;
         }
-        self.out.flush()
+        Ok(())
     }
 
     /// Says that the ring buffer overflowed: `count` events lost so far.

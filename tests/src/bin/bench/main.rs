@@ -9,10 +9,14 @@
 //!
 //! Before the sizes, the ordinary ones ([`ordinary`]): one process with 10 fds and the idle machine.
 //!
-//! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding.
+//! After them, `fdid watch` under churn ([`watch`]).
+//!
+//! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding;
+//! `fdid-bench watch [--runs N]` the watch section alone.
 
 mod json_check;
 mod ordinary;
+mod watch;
 
 use std::{
     collections::HashMap,
@@ -55,6 +59,8 @@ fn parse_options() -> Result<Options> {
             "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
             "--out" => options.out = PathBuf::from(value()?),
             "--fdid" => options.fdid = PathBuf::from(value()?),
+            // `fdid-bench watch [OPTIONS]`: the subcommand itself.
+            "watch" => {}
             "--quick" => {
                 // More than one JSON formatting chunk (32,768 fds).
                 options.sizes = vec![40_000];
@@ -411,7 +417,9 @@ fn run_bench(options: &Options) -> Result<()> {
             });
         }
     }
-    let report = report(&ordinary, &rows, options);
+    let mut report = report(&ordinary, &rows, options);
+    eprintln!("== fdid watch under churn");
+    watch::section(&options.fdid, options.runs, &mut report)?;
     std::fs::write(options.out.join("report.md"), &report)?;
     std::fs::write(options.out.join("time-vs-fds.svg"), plot(&rows))?;
     println!("{report}");
@@ -584,6 +592,13 @@ fn main() -> std::process::ExitCode {
     let result = match args.get(1).map(String::as_str) {
         Some("raw-walk") => raw_walk(),
         Some("measure") => measure_child(&args[2..]),
+        Some("churn") => watch::churn(&args[2..]),
+        Some("watch") => parse_options().and_then(|options| {
+            let mut report = String::new();
+            watch::section(&options.fdid, options.runs, &mut report)?;
+            println!("{report}");
+            Ok(())
+        }),
         _ => parse_options().and_then(|options| run_bench(&options)),
     };
     match result {

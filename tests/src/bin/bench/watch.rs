@@ -1,0 +1,148 @@
+//! `fdid watch` under churn: workers that fork, dup and pass fds as fast as they can, timed alone and
+//! with a whole-system `fdid watch --json` running; what watch printed is counted and its lost
+//! events read from its summary.
+//!
+//! `fdid-bench churn WORKERS ROUNDS` is the workload: each worker, ROUNDS times, makes a pipe and a
+//! socketpair, dups the pipe's read end, forks a child that receives the dup over the socketpair
+//! (SCM_RIGHTS) and exits, waits for it and closes everything.
+
+use std::{
+    fmt::Write as _,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use fdid_tests::fdpass::{receive_fd, send_fd};
+
+/// The workload itself (`fdid-bench churn WORKERS ROUNDS`).
+pub fn churn(args: &[String]) -> Result<()> {
+    let number = |i: usize| -> Result<u32> {
+        args.get(i)
+            .context("churn WORKERS ROUNDS")?
+            .parse()
+            .context("a number")
+    };
+    let (workers, rounds) = (number(0)?, number(1)?);
+    let mut pids = Vec::new();
+    for _ in 0..workers {
+        // SAFETY: this process is single-threaded; the child only makes syscalls and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            worker(rounds);
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        pids.push(pid);
+    }
+    for pid in pids {
+        // SAFETY: reaping our own children.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+    Ok(())
+}
+
+fn worker(rounds: u32) {
+    for _ in 0..rounds {
+        let (mut pipe, mut pair) = ([0; 2], [0; 2]);
+        // SAFETY: plain fd syscalls on local arrays and fds this worker owns.
+        unsafe {
+            libc::pipe(pipe.as_mut_ptr());
+            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr());
+            let copy = libc::dup(pipe[0]);
+            let child = libc::fork();
+            if child == 0 {
+                if let Ok(fd) = receive_fd(pair[1]) {
+                    libc::close(fd);
+                }
+                libc::_exit(0);
+            }
+            let _ = send_fd(pair[0], copy);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            for fd in [pipe[0], pipe[1], pair[0], pair[1], copy] {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Wall time of one churn run.
+fn time_churn(exe: &Path, workers: u32, rounds: u32) -> Result<Duration> {
+    let started = Instant::now();
+    let status = Command::new(exe)
+        .args(["churn", &workers.to_string(), &rounds.to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("the churn workload failed ({status})");
+    }
+    Ok(started.elapsed())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Runs the comparison `runs` times each way — alone and watched alternately, as the machine's
+/// speed drifts — and appends its section to the report.
+pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let (workers, rounds) = (4, 2000);
+    let (mut alone, mut watched) = (Vec::new(), Vec::new());
+    let (mut lines, mut lost) = (0u64, 0u64);
+    for _ in 0..runs {
+        alone.push(time_churn(&exe, workers, rounds)?);
+        let mut watch = Command::new(fdid)
+            .args(["watch", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting fdid watch")?;
+        let mut out = BufReader::new(watch.stdout.take().context("stdout")?).lines();
+        let ready = out.next().context("fdid watch printed nothing")??;
+        if !ready.contains("\"ready\"") {
+            bail!("fdid watch: {ready}");
+        }
+        // Reading the lines on a thread of their own, as a consumer would.
+        let reader = std::thread::spawn(move || {
+            let (mut count, mut last) = (0u64, String::new());
+            for line in out.map_while(Result::ok) {
+                count += 1;
+                last = line;
+            }
+            (count, last)
+        });
+        watched.push(time_churn(&exe, workers, rounds)?);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+        watch.wait()?;
+        let (count, summary) = reader.join().expect("reader");
+        let summary: serde_json::Value =
+            serde_json::from_str(&summary).context("the summary line")?;
+        lines = count;
+        lost += summary["lost"].as_u64().context("lost in the summary")?;
+    }
+    let alone = median(alone);
+    let watched = median(watched);
+    let slowdown = watched.as_secs_f64() / alone.as_secs_f64() - 1.0;
+    writeln!(
+        report,
+        "\n## fdid watch under churn\n\n{workers} workers × {rounds} rounds (pipe, socketpair, dup, \
+         fork, SCM_RIGHTS to the child, exit, close), median of {runs} alternate runs; `fdid watch --json` on the \
+         whole system, its output read by a consumer thread.\n\n\
+         | | churn wall time | slowdown | watch lines (last run) | lost events (all runs) |\n\
+         |---|---:|---:|---:|---:|\n\
+         | alone | {:.2} s | | | |\n\
+         | with fdid watch | {:.2} s | {:+.1}% | {lines} | {lost} |",
+        alone.as_secs_f64(),
+        watched.as_secs_f64(),
+        slowdown * 100.0
+    )?;
+    eprintln!(
+        "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%), {lines} lines, {lost} lost",
+        slowdown * 100.0
+    );
+    Ok(())
+}
