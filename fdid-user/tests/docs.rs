@@ -36,6 +36,7 @@ fn man_pages_and_completions_carry_every_option_of_the_help() {
         ("man/fdid.1", &[][..]),
         ("man/fdid-check.1", &["check"]),
         ("man/fdid-who.1", &["who"]),
+        ("man/fdid-watch.1", &["watch"]),
     ] {
         // roff writes a hyphen as `\-`.
         let man = read(page).replace("\\-", "-");
@@ -50,7 +51,14 @@ fn man_pages_and_completions_carry_every_option_of_the_help() {
         }
     }
     let bash = read("completions/fdid.bash");
-    for word in ["who", "check", "--scope-only", "--allow-shared-with"] {
+    for word in [
+        "who",
+        "check",
+        "watch",
+        "--scope-only",
+        "--allow-shared-with",
+        "--ring-mib",
+    ] {
         assert!(bash.contains(word), "bash completion lacks {word}");
     }
     assert!(read("completions/_fdid").contains("--scope-only"));
@@ -62,4 +70,5 @@ fn man_pages_and_completions_carry_every_option_of_the_help() {
 fn the_help_shows_examples() {
     assert!(help(&[]).contains("\nExamples:\n  fdid --pid $$"));
     assert!(help(&["who"]).contains("\nExamples:\n  fdid who tcp:8080"));
+    assert!(help(&["watch"]).contains("\nExamples:\n  fdid watch "));
 }

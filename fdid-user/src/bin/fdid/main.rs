@@ -52,6 +52,7 @@ const EXAMPLES: &str = "Examples:
   fdid --json > survey.json            every fd of the machine, as one JSON object
   fdid who tcp:8080                    who keeps port 8080 bound (exit 1: nobody)
   fdid check --pid 4242 --no-inherited a CI gate: does 4242 share an fd with another process?
+  fdid watch --pid 4242 --tree         live: how 4242's children come to share its fds
   fdid --dot --pid 4242 --tree | dot -Tpng -o tree.png";
 
 const WHO_EXAMPLES: &str = "Examples:
