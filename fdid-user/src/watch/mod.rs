@@ -145,9 +145,12 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
         }
     };
     tokio::pin!(deadline);
-    // Registered once: a Ctrl-C while a batch is printed is not lost.
+    // Registered once: a Ctrl-C while a batch is printed is not lost. SIGTERM ends it the same way
+    // (with the summary, and tracefs unmounted if fdid mounted it).
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let mut terminated = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(WatchError::Ring)?;
     let mut tick = tokio::time::interval(WAKE_INTERVAL);
     let mut lost_said = 0;
     let mut events = Vec::new();
@@ -162,6 +165,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
             }
             _ = tick.tick() => drain(&mut ring.get_mut().0, &mut events)?,
             _ = &mut interrupted => break,
+            _ = terminated.recv() => break,
             () = &mut deadline => break,
         }
         let mut open = true;
