@@ -16,7 +16,7 @@ use core::{ffi::c_void, ptr::read_volatile};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user,
-        generated::{bpf_get_current_task, bpf_ktime_get_ns},
+        generated::{self, bpf_get_current_task, bpf_ktime_get_ns},
     },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -370,11 +370,20 @@ fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
         return (0, fds);
     }
     let count = (cmsg_len.saturating_sub(CMSG_HEADER) / 4).min(length / 4) as u32;
-    // SAFETY: as above; the array is ours.
-    if let Ok(read) =
-        unsafe { bpf_probe_read_user((control + CMSG_HEADER) as *const [i32; SENT_FILES]) }
-    {
-        fds = read;
+    // Exactly the fds there are (at most SENT_FILES): the buffer may end right after the last one,
+    // at the end of a mapped page.
+    let size = count.min(SENT_FILES as u32) * 4;
+    // SAFETY: the destination is our array of SENT_FILES × 4 bytes ≥ `size`; the helper checks the
+    // user address itself.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            fds.as_mut_ptr().cast(),
+            size,
+            (control + CMSG_HEADER) as *const c_void,
+        )
+    };
+    if rc != 0 {
+        return (0, [-1; SENT_FILES]);
     }
     (count, fds)
 }
