@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|d| {
             let r = &records[d.fds[0]];
-            tree.add(genid_of(r)).0
+            tree.add(genid_of(r), Some(r.file_hash)).0
         })
         .collect();
     ids.sort_unstable();
