@@ -193,11 +193,13 @@ fn syscall_ret(ctx: *mut c_void) -> i64 {
     unsafe { read_volatile(ctx.cast::<u8>().add(16).cast::<i64>()) }
 }
 
-/// Notes the call the current thread enters, if its process is followed.
+/// Notes the call the current thread enters, if its process is followed; `call` is only worked
+/// out then (reading and hashing files is not done for processes out of scope).
 #[inline(always)]
-fn enter(call: Call) {
-    if in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
-        let _ = FDID_CALLS.insert(&bpf_get_current_pid_tgid(), &call, 0);
+fn enter(call: impl FnOnce() -> Call) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if in_scope((pid_tgid >> 32) as u32) {
+        let _ = FDID_CALLS.insert(&pid_tgid, &call(), 0);
     }
 }
 
@@ -239,7 +241,7 @@ pub extern "C" fn fdid_new_fd(ctx: *mut c_void) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tracepoint/syscalls/sys_enter_dup")]
 pub extern "C" fn fdid_dup_enter(ctx: *mut c_void) -> i32 {
-    enter(call(via::DUP, syscall_arg(ctx, 0) as u32));
+    enter(|| call(via::DUP, syscall_arg(ctx, 0) as u32));
     0
 }
 
@@ -251,7 +253,7 @@ pub extern "C" fn fdid_fcntl_enter(ctx: *mut c_void) -> i32 {
     const F_DUPFD_CLOEXEC: u64 = 1030;
     let cmd = syscall_arg(ctx, 1);
     if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
-        enter(call(via::DUP, syscall_arg(ctx, 0) as u32));
+        enter(|| call(via::DUP, syscall_arg(ctx, 0) as u32));
     }
     0
 }
@@ -284,10 +286,12 @@ fn pidfd_target(pidfd: u64) -> u32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tracepoint/syscalls/sys_enter_pidfd_getfd")]
 pub extern "C" fn fdid_pidfd_getfd_enter(ctx: *mut c_void) -> i32 {
-    let pidfd = file_at(syscall_arg(ctx, 0) as u32);
-    let mut noted = call(via::PIDFD_GETFD, syscall_arg(ctx, 1) as u32);
-    noted.other = if pidfd == 0 { 0 } else { pidfd_target(pidfd) };
-    enter(noted);
+    enter(|| {
+        let pidfd = file_at(syscall_arg(ctx, 0) as u32);
+        let mut noted = call(via::PIDFD_GETFD, syscall_arg(ctx, 1) as u32);
+        noted.other = if pidfd == 0 { 0 } else { pidfd_target(pidfd) };
+        noted
+    });
     0
 }
 
@@ -308,9 +312,10 @@ pub extern "C" fn fdid_call_fd_exit(ctx: *mut c_void) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tracepoint/syscalls/sys_enter_pipe")]
 pub extern "C" fn fdid_fd_pair_enter(ctx: *mut c_void) -> i32 {
-    let mut noted = call(via::OPEN, 0);
-    noted.user = syscall_arg(ctx, 0);
-    enter(noted);
+    enter(|| Call {
+        user: syscall_arg(ctx, 0),
+        ..call(via::OPEN, 0)
+    });
     0
 }
 
@@ -318,9 +323,10 @@ pub extern "C" fn fdid_fd_pair_enter(ctx: *mut c_void) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tracepoint/syscalls/sys_enter_socketpair")]
 pub extern "C" fn fdid_socketpair_enter(ctx: *mut c_void) -> i32 {
-    let mut noted = call(via::OPEN, 0);
-    noted.user = syscall_arg(ctx, 3);
-    enter(noted);
+    enter(|| Call {
+        user: syscall_arg(ctx, 3),
+        ..call(via::OPEN, 0)
+    });
     0
 }
 
@@ -392,9 +398,10 @@ fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tracepoint/syscalls/sys_enter_recvmsg")]
 pub extern "C" fn fdid_recvmsg_enter(ctx: *mut c_void) -> i32 {
-    let mut noted = call(via::SCM_RIGHTS, 0);
-    noted.user = syscall_arg(ctx, 1);
-    enter(noted);
+    enter(|| Call {
+        user: syscall_arg(ctx, 1),
+        ..call(via::SCM_RIGHTS, 0)
+    });
     0
 }
 
@@ -486,11 +493,13 @@ pub extern "C" fn fdid_sendmsg_enter(ctx: *mut c_void) -> i32 {
 /// Notes a close of `fd` (to `last` for close_range) with what `fd` holds, for the exit.
 #[inline(always)]
 fn note_close(fd: u32, last: u32) {
-    let mut noted = call(0, fd);
-    noted.other = last;
-    let file = file_at(fd);
-    noted.hash = if file == 0 { 0 } else { hash(file) };
-    enter(noted);
+    enter(|| {
+        let mut noted = call(0, fd);
+        noted.other = last;
+        let file = file_at(fd);
+        noted.hash = if file == 0 { 0 } else { hash(file) };
+        noted
+    });
 }
 
 /// close(fd). (A tracepoint program may read only its record's arguments, hence two.)
