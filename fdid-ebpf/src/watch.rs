@@ -157,74 +157,153 @@ impl WatchOffsets {
 
 const _: () = assert!(size_of::<WatchOffsets>() == 10 * 4);
 
-/// Tracing programs: (program name, how it attaches, where: syscall tracepoints by syscall name
-/// with the `sys_enter_`/`sys_exit_` prefix, functions, or scheduler tracepoints). Userspace attaches
-/// each to every target this kernel has and says what it could not follow.
-pub const PROGRAMS: [(&str, Attach, &[&str]); 18] = [
-    ("fdid_new_fd", Attach::Syscall, &NEW_FD_SYSCALLS_EXIT),
-    (
-        "fdid_dup_enter",
-        Attach::Syscall,
-        &["sys_enter_dup", "sys_enter_dup2", "sys_enter_dup3"],
-    ),
-    ("fdid_fcntl_enter", Attach::Syscall, &["sys_enter_fcntl"]),
-    (
-        "fdid_pidfd_getfd_enter",
-        Attach::Syscall,
-        &["sys_enter_pidfd_getfd"],
-    ),
-    (
-        "fdid_call_fd_exit",
-        Attach::Syscall,
-        &[
+/// A tracing program: its name in the object, how and where it attaches (syscall tracepoints by
+/// name with the `sys_enter_`/`sys_exit_` prefix, functions, or scheduler tracepoints), and what goes
+/// unseen without it. Userspace attaches each to every target this kernel has and says what it could
+/// not follow; without an essential one it does not start.
+pub struct Program {
+    pub name: &'static str,
+    pub attach: Attach,
+    pub targets: &'static [&'static str],
+    /// What is not followed where it cannot attach, in words.
+    pub follows: &'static str,
+    pub essential: bool,
+}
+
+/// Every tracing program of the object.
+pub const PROGRAMS: [Program; 18] = [
+    Program {
+        name: "fdid_new_fd",
+        attach: Attach::Syscall,
+        targets: &NEW_FD_SYSCALLS_EXIT,
+        follows: "new fds (open, socket, accept…)",
+        essential: true,
+    },
+    Program {
+        name: "fdid_dup_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_dup", "sys_enter_dup2", "sys_enter_dup3"],
+        follows: "which fd dup copied",
+        essential: false,
+    },
+    Program {
+        name: "fdid_fcntl_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_fcntl"],
+        follows: "which fd F_DUPFD copied",
+        essential: false,
+    },
+    Program {
+        name: "fdid_pidfd_getfd_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_pidfd_getfd"],
+        follows: "which process pidfd_getfd took from",
+        essential: false,
+    },
+    Program {
+        name: "fdid_call_fd_exit",
+        attach: Attach::Syscall,
+        targets: &[
             "sys_exit_dup",
             "sys_exit_dup2",
             "sys_exit_dup3",
             "sys_exit_fcntl",
             "sys_exit_pidfd_getfd",
         ],
-    ),
-    (
-        "fdid_fd_pair_enter",
-        Attach::Syscall,
-        &["sys_enter_pipe", "sys_enter_pipe2"],
-    ),
-    (
-        "fdid_socketpair_enter",
-        Attach::Syscall,
-        &["sys_enter_socketpair"],
-    ),
-    (
-        "fdid_fd_pair_exit",
-        Attach::Syscall,
-        &["sys_exit_pipe", "sys_exit_pipe2", "sys_exit_socketpair"],
-    ),
-    (
-        "fdid_recvmsg_enter",
-        Attach::Syscall,
-        &["sys_enter_recvmsg"],
-    ),
-    ("fdid_recvmsg_exit", Attach::Syscall, &["sys_exit_recvmsg"]),
-    (
-        "fdid_sendmsg_enter",
-        Attach::Syscall,
-        &["sys_enter_sendmsg"],
-    ),
-    ("fdid_close_enter", Attach::Syscall, &["sys_enter_close"]),
-    (
-        "fdid_close_range_enter",
-        Attach::Syscall,
-        &["sys_enter_close_range"],
-    ),
-    (
-        "fdid_close_exit",
-        Attach::Syscall,
-        &["sys_exit_close", "sys_exit_close_range"],
-    ),
-    ("fdid_fork", Attach::BtfTracepoint, &["sched_process_fork"]),
-    ("fdid_exec", Attach::BtfTracepoint, &["sched_process_exec"]),
-    ("fdid_exit", Attach::BtfTracepoint, &["sched_process_exit"]),
-    ("fdid_release", Attach::FEntry, &["__fput"]),
+        follows: "dup, fcntl F_DUPFD and pidfd_getfd",
+        essential: false,
+    },
+    Program {
+        name: "fdid_fd_pair_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_pipe", "sys_enter_pipe2"],
+        follows: "pipe and socketpair",
+        essential: false,
+    },
+    Program {
+        name: "fdid_socketpair_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_socketpair"],
+        follows: "pipe and socketpair",
+        essential: false,
+    },
+    Program {
+        name: "fdid_fd_pair_exit",
+        attach: Attach::Syscall,
+        targets: &["sys_exit_pipe", "sys_exit_pipe2", "sys_exit_socketpair"],
+        follows: "pipe and socketpair",
+        essential: false,
+    },
+    Program {
+        name: "fdid_recvmsg_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_recvmsg"],
+        follows: "fds received with SCM_RIGHTS",
+        essential: false,
+    },
+    Program {
+        name: "fdid_recvmsg_exit",
+        attach: Attach::Syscall,
+        targets: &["sys_exit_recvmsg"],
+        follows: "fds received with SCM_RIGHTS",
+        essential: false,
+    },
+    Program {
+        name: "fdid_sendmsg_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_sendmsg"],
+        follows: "who sent an fd with SCM_RIGHTS",
+        essential: false,
+    },
+    Program {
+        name: "fdid_close_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_close"],
+        follows: "closes",
+        essential: true,
+    },
+    Program {
+        name: "fdid_close_range_enter",
+        attach: Attach::Syscall,
+        targets: &["sys_enter_close_range"],
+        follows: "close_range",
+        essential: false,
+    },
+    Program {
+        name: "fdid_close_exit",
+        attach: Attach::Syscall,
+        targets: &["sys_exit_close", "sys_exit_close_range"],
+        follows: "closes",
+        essential: true,
+    },
+    Program {
+        name: "fdid_fork",
+        attach: Attach::BtfTracepoint,
+        targets: &["sched_process_fork"],
+        follows: "forks",
+        essential: false,
+    },
+    Program {
+        name: "fdid_exec",
+        attach: Attach::BtfTracepoint,
+        targets: &["sched_process_exec"],
+        follows: "exec",
+        essential: false,
+    },
+    Program {
+        name: "fdid_exit",
+        attach: Attach::BtfTracepoint,
+        targets: &["sched_process_exit"],
+        follows: "exits",
+        essential: false,
+    },
+    Program {
+        name: "fdid_release",
+        attach: Attach::FEntry,
+        targets: &["__fput"],
+        follows: "releases of descriptions",
+        essential: false,
+    },
 ];
 
 /// Exits of the syscalls that return a new fd of a new description (open, socket, accept…). Those

@@ -8,7 +8,7 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError, TracePoint},
 };
 use fdid_ebpf::watch::{
-    Attach, EVENTS_MAP, LOST_MAP, PROGRAMS, SCOPE_MAP, SCOPE_SETTINGS, SCOPE_TREE,
+    Attach, EVENTS_MAP, LOST_MAP, PROGRAMS, Program, SCOPE_MAP, SCOPE_SETTINGS, SCOPE_TREE,
 };
 
 use crate::collect::bpf::{BpfCollector, BpfError, BpfOptions};
@@ -64,28 +64,6 @@ pub struct Tracer {
     pub unfollowed: Vec<Unfollowed>,
 }
 
-/// Words for what a program's absence leaves unseen.
-fn what(program: &str) -> &'static str {
-    match program {
-        "fdid_new_fd" => "new fds (open, socket, accept…)",
-        "fdid_dup_enter" => "which fd dup copied",
-        "fdid_fcntl_enter" => "which fd F_DUPFD copied",
-        "fdid_pidfd_getfd_enter" => "which process pidfd_getfd took from",
-        "fdid_call_fd_exit" => "dup, fcntl F_DUPFD and pidfd_getfd",
-        "fdid_fd_pair_enter" | "fdid_socketpair_enter" | "fdid_fd_pair_exit" => {
-            "pipe and socketpair"
-        }
-        "fdid_recvmsg_enter" | "fdid_recvmsg_exit" => "fds received with SCM_RIGHTS",
-        "fdid_sendmsg_enter" => "who sent an fd with SCM_RIGHTS",
-        "fdid_close_range_enter" => "close_range",
-        "fdid_fork" => "forks",
-        "fdid_exec" => "exec",
-        "fdid_exit" => "exits",
-        "fdid_release" => "releases of descriptions",
-        _ => "closes",
-    }
-}
-
 impl Tracer {
     /// Loads the object with the tracer's map sizes and attaches every program this kernel has;
     /// returns it and the ring buffer its events arrive in.
@@ -99,24 +77,22 @@ impl Tracer {
         let ebpf = collector.ebpf_mut();
         let mut unfollowed = Vec::new();
         let tracefs = Tracefs::mount_if_missing();
-        for (program, attach, targets) in PROGRAMS {
-            let attached = attach_one(ebpf, &btf, program, attach, targets);
-            if let Err((target, error)) = attached {
-                if matches!(
-                    program,
-                    "fdid_new_fd" | "fdid_close_exit" | "fdid_close_enter"
-                ) {
+        for program in &PROGRAMS {
+            if let Err((target, error)) = attach_one(ebpf, &btf, program) {
+                if program.essential {
                     return Err(TracerError::Essential {
-                        program,
+                        program: program.name,
                         target,
                         error,
                     });
                 }
-                log::debug!("{program} ({target}) not attached: {error}");
-                let what = what(program);
-                if !unfollowed.iter().any(|u: &Unfollowed| u.what == what) {
+                log::debug!("{} ({target}) not attached: {error}", program.name);
+                if !unfollowed
+                    .iter()
+                    .any(|u: &Unfollowed| u.what == program.follows)
+                {
                     unfollowed.push(Unfollowed {
-                        what,
+                        what: program.follows,
                         target,
                         reason: crate::error_line(&error),
                     });
@@ -179,32 +155,31 @@ impl Tracer {
     }
 }
 
-/// Loads `program` and attaches it to each of `targets` this kernel has; fails when it attaches to
+/// Loads `program` and attaches it to each of its targets this kernel has; fails when it attaches to
 /// none, with the last target tried and why.
 fn attach_one(
     ebpf: &mut Ebpf,
     btf: &Btf,
-    name: &str,
-    attach: Attach,
-    targets: &'static [&'static str],
+    program: &Program,
 ) -> Result<(), (&'static str, ProgramError)> {
+    let targets = program.targets;
     let first = targets.first().copied().unwrap_or("");
-    let program = ebpf
-        .program_mut(name)
+    let found = ebpf
+        .program_mut(program.name)
         .ok_or((first, ProgramError::UnexpectedProgramType))?;
-    match attach {
+    match program.attach {
         Attach::FEntry => {
-            let program: &mut FEntry = program.try_into().map_err(|e| (first, e))?;
+            let program: &mut FEntry = found.try_into().map_err(|e| (first, e))?;
             program.load(first, btf).map_err(|e| (first, e))?;
             program.attach().map_err(|e| (first, e))?;
         }
         Attach::BtfTracepoint => {
-            let program: &mut BtfTracePoint = program.try_into().map_err(|e| (first, e))?;
+            let program: &mut BtfTracePoint = found.try_into().map_err(|e| (first, e))?;
             program.load(first, btf).map_err(|e| (first, e))?;
             program.attach().map_err(|e| (first, e))?;
         }
         Attach::Syscall => {
-            let program: &mut TracePoint = program.try_into().map_err(|e| (first, e))?;
+            let program: &mut TracePoint = found.try_into().map_err(|e| (first, e))?;
             program.load().map_err(|e| (first, e))?;
             let mut last = None;
             let mut attached = 0;
