@@ -168,11 +168,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
             _ = terminated.recv() => break,
             () = &mut deadline => break,
         }
-        let mut open = true;
-        for event in &events {
-            open = open && stream.apply(event)?;
-        }
-        open = open && ok(stream.printer.flush())?;
+        let mut open = stream.apply_all(&events)?;
         let lost = tracer.lost();
         if open && lost > lost_said {
             lost_said = lost;
@@ -184,10 +180,8 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     }
     events.clear();
     drain(&mut ring.get_mut().0, &mut events)?;
-    for event in &events {
-        if !stream.apply(event)? {
-            return Ok(());
-        }
+    if !stream.apply_all(&events)? {
+        return Ok(());
     }
     let lost = tracer.lost();
     ok(stream.printer.summary(now_ns(), lost, &tracer.unfollowed))?;
@@ -220,6 +214,16 @@ impl<W: Write> Stream<'_, W> {
             self.learn_comms(event);
             self.model.apply(event);
         }
+    }
+
+    /// Applies and prints a batch of events, then writes it out; `false` once the output is closed.
+    fn apply_all(&mut self, events: &[Event]) -> Result<bool, WatchError> {
+        for event in events {
+            if !self.apply(event)? {
+                return Ok(false);
+            }
+        }
+        ok(self.printer.flush())
     }
 
     /// Applies and prints one event; `false` once the output is closed.
