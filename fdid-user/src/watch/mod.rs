@@ -23,7 +23,7 @@ use crate::{
     survey::{Scope, Survey, SurveyError, SurveyOptions},
 };
 use event::{Event, EventError};
-use model::Model;
+use model::{Change, Model};
 use output::Printer;
 use tracer::{TraceScope, Tracer, TracerError};
 
@@ -124,6 +124,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
         model: &mut model,
         printer: &mut printer,
         own_pid: std::process::id(),
+        changes: Vec::new(),
     };
     // Events that raced the walk: what the walk missed joins the state `ready` stands for.
     for event in early.iter().filter(|e| e.header().time_ns >= walk_began) {
@@ -195,6 +196,8 @@ struct Stream<'a, W: Write> {
     printer: &'a mut Printer<W>,
     /// fdid's own fds are not watched.
     own_pid: u32,
+    /// What one event changed (kept to reuse its allocation).
+    changes: Vec<Change>,
 }
 
 impl<W: Write> Stream<'_, W> {
@@ -212,7 +215,8 @@ impl<W: Write> Stream<'_, W> {
     fn absorb(&mut self, event: &Event) {
         if event.header().pid != self.own_pid {
             self.learn_comms(event);
-            self.model.apply(event);
+            self.changes.clear();
+            self.model.apply_into(event, &mut self.changes);
         }
     }
 
@@ -233,8 +237,10 @@ impl<W: Write> Stream<'_, W> {
             return Ok(true);
         }
         self.learn_comms(event);
-        for change in self.model.apply(event) {
-            if !ok(self.printer.change(&change))? {
+        self.changes.clear();
+        self.model.apply_into(event, &mut self.changes);
+        for change in &self.changes {
+            if !ok(self.printer.change(change))? {
                 return Ok(false);
             }
         }

@@ -8,7 +8,9 @@
 //! `files_struct` where the survey saw them, so processes sharing one (`CLONE_FILES`) share it here.
 //! No I/O.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use fdid_ebpf::watch::{EXEC_FD_WORDS, ExecFds, SentFiles, WatchEvent, via as kernel_via};
 
@@ -114,6 +116,13 @@ pub struct Change {
 /// Which fd table a process uses: the survey's `files_struct` hash, or one made up here.
 type Table = u64;
 
+/// An fd table: fd → the hash of the description it holds, and how many processes use it.
+#[derive(Debug, Default)]
+struct Fds {
+    fds: BTreeMap<u32, u64>,
+    users: usize,
+}
+
 #[derive(Debug)]
 struct Description {
     id: OpenFileId,
@@ -124,7 +133,7 @@ struct Description {
 /// The state.
 #[derive(Debug, Default)]
 pub struct Model {
-    tables: HashMap<Table, BTreeMap<u32, u64>>,
+    tables: HashMap<Table, Fds>,
     table_of: HashMap<u32, Table>,
     descriptions: HashMap<u64, Description>,
     tree: GenidTree,
@@ -144,9 +153,15 @@ impl Model {
         };
         for fd in survey.fds() {
             let record = fd.record;
-            model.table_of.insert(record.tgid, record.files_hash);
             let table = model.tables.entry(record.files_hash).or_default();
-            if table.insert(record.fd, record.file_hash).is_none() {
+            if model
+                .table_of
+                .insert(record.tgid, record.files_hash)
+                .is_none()
+            {
+                table.users += 1;
+            }
+            if table.fds.insert(record.fd, record.file_hash).is_none() {
                 let description = model
                     .descriptions
                     .entry(record.file_hash)
@@ -162,21 +177,27 @@ impl Model {
 
     /// The id the model knows for the description `pid`'s fd `fd` holds.
     pub fn id_of(&self, pid: u32, fd: u32) -> Option<OpenFileId> {
-        let hash = self.tables.get(self.table_of.get(&pid)?)?.get(&fd)?;
+        let hash = self.table(pid)?.get(&fd)?;
         Some(self.descriptions.get(hash)?.id)
     }
 
     /// Applies one event; returns what changed.
     pub fn apply(&mut self, event: &Event) -> Vec<Change> {
         let mut changes = Vec::new();
+        self.apply_into(event, &mut changes);
+        changes
+    }
+
+    /// Applies one event; appends what changed to `changes`.
+    pub fn apply_into(&mut self, event: &Event, changes: &mut Vec<Change>) {
         match event {
-            Event::Install(e) => self.install(e, &mut changes),
+            Event::Install(e) => self.install(e, changes),
             Event::Close(e) => {
                 // What the fd held when it was closed, if the program could read it: a close the
                 // survey's walk saw already leaves another description (or none) at that fd.
                 let held = self.table(e.pid).and_then(|table| table.get(&e.fd));
                 if e.file_hash == 0 || held == Some(&e.file_hash) {
-                    self.close(e.pid, e.fd, e.time_ns, Via::Close, &mut changes);
+                    self.close(e.pid, e.fd, e.time_ns, Via::Close, changes);
                 }
             }
             Event::CloseRange(e) => {
@@ -185,12 +206,12 @@ impl Model {
                     .map(|table| table.range(e.fd..=e.aux).map(|(fd, _)| *fd).collect())
                     .unwrap_or_default();
                 for fd in fds {
-                    self.close(e.pid, fd, e.time_ns, Via::CloseRange, &mut changes);
+                    self.close(e.pid, fd, e.time_ns, Via::CloseRange, changes);
                 }
             }
-            Event::Fork(e) => self.fork(e, &mut changes),
-            Event::Exec(e, fds) => self.exec(e, fds, &mut changes),
-            Event::Exit(e) => self.exit(e, &mut changes),
+            Event::Fork(e) => self.fork(e, changes),
+            Event::Exec(e, fds) => self.exec(e, fds, changes),
+            Event::Exit(e) => self.exit(e, changes),
             Event::Release(e) => {
                 if let Some(description) = self.descriptions.remove(&e.file_hash) {
                     self.tree.forget(description.id);
@@ -206,21 +227,26 @@ impl Model {
             }
             Event::Send(e, files) => self.send(e, files),
         }
-        changes
     }
 
     fn table(&self, pid: u32) -> Option<&BTreeMap<u32, u64>> {
-        self.tables.get(self.table_of.get(&pid)?)
+        Some(&self.tables.get(self.table_of.get(&pid)?)?.fds)
+    }
+
+    /// Makes `pid` a user of a new table holding `fds`.
+    fn new_table(&mut self, pid: u32, fds: BTreeMap<u32, u64>) {
+        self.next_table += 1;
+        self.table_of.insert(pid, self.next_table);
+        self.tables.insert(self.next_table, Fds { fds, users: 1 });
     }
 
     /// The table of `pid`, a new empty one for a process not seen yet.
     fn table_mut(&mut self, pid: u32) -> &mut BTreeMap<u32, u64> {
-        let next = &mut self.next_table;
-        let table = *self.table_of.entry(pid).or_insert_with(|| {
-            *next += 1;
-            *next
-        });
-        self.tables.entry(table).or_default()
+        if !self.table_of.contains_key(&pid) {
+            self.new_table(pid, BTreeMap::new());
+        }
+        let table = self.table_of[&pid];
+        &mut self.tables.entry(table).or_default().fds
     }
 
     fn install(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {
@@ -303,7 +329,7 @@ impl Model {
         let Some(table) = self.table_of.get(&pid).and_then(|t| self.tables.get_mut(t)) else {
             return;
         };
-        if let Some(hash) = table.remove(&fd) {
+        if let Some(hash) = table.fds.remove(&fd) {
             self.lose(hash, Holder { pid, fd }, time_ns, via, changes);
         }
     }
@@ -339,19 +365,20 @@ impl Model {
         let Some(&parent_table) = self.table_of.get(&parent) else {
             return;
         };
-        let fds: Vec<(u32, u64)> = self
-            .tables
-            .get(&parent_table)
-            .map(|t| t.iter().map(|(fd, hash)| (*fd, *hash)).collect())
-            .unwrap_or_default();
+        let Some(parent_fds) = self.tables.get_mut(&parent_table) else {
+            return;
+        };
+        let fds: Vec<(u32, u64)> = parent_fds
+            .fds
+            .iter()
+            .map(|(fd, hash)| (*fd, *hash))
+            .collect();
         let via = if e.aux == 1 {
+            parent_fds.users += 1;
             self.table_of.insert(child, parent_table);
             Via::CloneFiles
         } else {
-            self.next_table += 1;
-            self.table_of.insert(child, self.next_table);
-            self.tables
-                .insert(self.next_table, fds.iter().copied().collect());
+            self.new_table(child, fds.iter().copied().collect());
             Via::Fork
         };
         for (fd, hash) in fds {
@@ -376,16 +403,14 @@ impl Model {
         let Some(&table) = self.table_of.get(&e.pid) else {
             return;
         };
+        let Some(old) = self.tables.get_mut(&table) else {
+            return;
+        };
+        let fds = old.fds.clone();
         // exec unshares a table other processes use (CLONE_FILES): a copy of its own.
-        let shared = self
-            .table_of
-            .iter()
-            .any(|(pid, t)| *t == table && *pid != e.pid);
-        let fds: BTreeMap<u32, u64> = self.tables.get(&table).cloned().unwrap_or_default();
-        if shared {
-            self.next_table += 1;
-            self.table_of.insert(e.pid, self.next_table);
-            self.tables.insert(self.next_table, fds.clone());
+        if old.users > 1 {
+            old.users -= 1;
+            self.new_table(e.pid, fds.clone());
             for hash in fds.values() {
                 if let Some(description) = self.descriptions.get_mut(hash) {
                     description.fds += 1;
@@ -417,11 +442,12 @@ impl Model {
         let Some(table) = self.table_of.remove(&e.pid) else {
             return;
         };
-        let shared = self.table_of.values().any(|t| *t == table);
-        let fds: Vec<(u32, u64)> = match self.tables.get(&table) {
-            Some(fds) => fds.iter().map(|(fd, hash)| (*fd, *hash)).collect(),
-            None => return,
+        let Some(old) = self.tables.get_mut(&table) else {
+            return;
         };
+        old.users = old.users.saturating_sub(1);
+        let shared = old.users > 0;
+        let fds: Vec<(u32, u64)> = old.fds.iter().map(|(fd, hash)| (*fd, *hash)).collect();
         if !shared {
             self.tables.remove(&table);
         }

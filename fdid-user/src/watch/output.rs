@@ -2,9 +2,11 @@
 //! end a summary — shares by kind and the provenance of each share that began while watching.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     io::{self, Write},
 };
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     model::{Change, ChangeKind, Holder, Via},
@@ -43,30 +45,43 @@ impl<W: Write> Printer<W> {
         Self {
             out,
             json,
-            comms: HashMap::new(),
+            comms: HashMap::default(),
             comm_of: Box::new(comm_of),
             shares: BTreeMap::new(),
             provenance: Vec::new(),
-            latest: HashMap::new(),
+            latest: HashMap::default(),
         }
     }
 
     /// What an event said a process is called (its comm at that moment).
     pub fn learn_comm(&mut self, pid: u32, comm: &[u8; 16]) {
         let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-        if end > 0 {
-            self.comms
-                .insert(pid, String::from_utf8_lossy(&comm[..end]).into_owned());
+        let comm = &comm[..end];
+        if comm.is_empty() {
+            return;
+        }
+        // Mostly the name it had: no allocation then.
+        match self.comms.get_mut(&pid) {
+            Some(known) if known.as_bytes() == comm => {}
+            Some(known) => *known = String::from_utf8_lossy(comm).into_owned(),
+            None => {
+                self.comms
+                    .insert(pid, String::from_utf8_lossy(comm).into_owned());
+            }
+        }
+    }
+
+    /// Makes sure `pid` has a name in `comms`.
+    fn know_comm(&mut self, pid: u32) {
+        if !self.comms.contains_key(&pid) {
+            let comm = (self.comm_of)(pid);
+            self.comms.insert(pid, comm);
         }
     }
 
     fn comm(&mut self, pid: u32) -> String {
-        if let Some(comm) = self.comms.get(&pid) {
-            return comm.clone();
-        }
-        let comm = (self.comm_of)(pid);
-        self.comms.insert(pid, comm.clone());
-        comm
+        self.know_comm(pid);
+        self.comms[&pid].clone()
     }
 
     /// The line saying the programs are attached and the survey taken.
@@ -109,62 +124,40 @@ impl<W: Write> Printer<W> {
     pub fn change(&mut self, change: &Change) -> io::Result<()> {
         self.note(change);
         let holder = change.holder;
+        if self.json {
+            if let Some(h) = holder {
+                self.know_comm(h.pid);
+            }
+            return write_change_json(&mut self.out, change, |pid| self.comms.get(&pid));
+        }
         let comm = holder.map(|h| self.comm(h.pid));
         let from_comm = change.from.map(|h| self.comm(h.pid));
-        if self.json {
-            write!(
-                self.out,
-                "{{\"time_ns\": {}, \"event\": \"{}\", \"via\": \"{}\", ",
-                change.time_ns,
-                change.kind.name(),
-                change.via.name()
-            )?;
-            match holder {
-                Some(h) => write!(self.out, "\"pid\": {}, \"fd\": {}, ", h.pid, h.fd)?,
-                None => write!(self.out, "\"pid\": null, \"fd\": null, ")?,
+        let who = match (holder, &comm) {
+            (Some(h), Some(comm)) => format!("{comm}({}) fd {}", h.pid, h.fd),
+            _ => String::new(),
+        };
+        let id = change.id;
+        let line = match change.kind {
+            ChangeKind::New => format!("{who} holds a new description {id}"),
+            ChangeKind::Share => match (change.from, from_comm) {
+                (Some(from), Some(from_comm)) => format!(
+                    "{who} now shares {id} with {from_comm}({}):{} — {}",
+                    from.pid,
+                    from.fd,
+                    share_reason(change.via)
+                ),
+                _ => format!(
+                    "{who} now holds {id} — {}, from an unknown holder",
+                    share_reason(change.via)
+                ),
+            },
+            ChangeKind::Kept => format!("{who} still holds {id} after exec (no O_CLOEXEC)"),
+            ChangeKind::Gone => {
+                format!("{who} no longer holds {id} — {}", gone_reason(change.via))
             }
-            write!(self.out, "\"id\": {}, \"comm\": ", change.id.0)?;
-            match &comm {
-                Some(comm) => write_str(&mut self.out, comm)?,
-                None => write!(self.out, "null")?,
-            }
-            match change.from {
-                Some(h) => writeln!(
-                    self.out,
-                    ", \"from\": {{\"pid\": {}, \"fd\": {}}}}}",
-                    h.pid, h.fd
-                )?,
-                None => writeln!(self.out, ", \"from\": null}}")?,
-            }
-        } else {
-            let who = match (holder, &comm) {
-                (Some(h), Some(comm)) => format!("{comm}({}) fd {}", h.pid, h.fd),
-                _ => String::new(),
-            };
-            let id = change.id;
-            let line = match change.kind {
-                ChangeKind::New => format!("{who} holds a new description {id}"),
-                ChangeKind::Share => match (change.from, from_comm) {
-                    (Some(from), Some(from_comm)) => format!(
-                        "{who} now shares {id} with {from_comm}({}):{} — {}",
-                        from.pid,
-                        from.fd,
-                        share_reason(change.via)
-                    ),
-                    _ => format!(
-                        "{who} now holds {id} — {}, from an unknown holder",
-                        share_reason(change.via)
-                    ),
-                },
-                ChangeKind::Kept => format!("{who} still holds {id} after exec (no O_CLOEXEC)"),
-                ChangeKind::Gone => {
-                    format!("{who} no longer holds {id} — {}", gone_reason(change.via))
-                }
-                ChangeKind::Released => format!("{id} released (its last reference went)"),
-            };
-            writeln!(self.out, "{line}")?;
-        }
-        Ok(())
+            ChangeKind::Released => format!("{id} released (its last reference went)"),
+        };
+        writeln!(self.out, "{line}")
     }
 
     /// Says that the ring buffer overflowed: `count` events lost so far.
@@ -309,6 +302,50 @@ impl<W: Write> Printer<W> {
             writeln!(self.out, "{lost} events lost")?;
         }
         self.out.flush()
+    }
+}
+
+/// One change as a JSON line; `comm` names a holder's process.
+fn write_change_json<'a>(
+    out: &mut impl Write,
+    change: &Change,
+    comm: impl Fn(u32) -> Option<&'a String>,
+) -> io::Result<()> {
+    let mut number = itoa::Buffer::new();
+    out.write_all(b"{\"time_ns\": ")?;
+    out.write_all(number.format(change.time_ns).as_bytes())?;
+    out.write_all(b", \"event\": \"")?;
+    out.write_all(change.kind.name().as_bytes())?;
+    out.write_all(b"\", \"via\": \"")?;
+    out.write_all(change.via.name().as_bytes())?;
+    out.write_all(b"\"")?;
+    let pair = |out: &mut dyn Write, holder: Option<Holder>, number: &mut itoa::Buffer| match holder
+    {
+        Some(h) => {
+            out.write_all(b"\"pid\": ")?;
+            out.write_all(number.format(h.pid).as_bytes())?;
+            out.write_all(b", \"fd\": ")?;
+            out.write_all(number.format(h.fd).as_bytes())
+        }
+        None => out.write_all(b"\"pid\": null, \"fd\": null"),
+    };
+    out.write_all(b", ")?;
+    pair(out, change.holder, &mut number)?;
+    out.write_all(b", \"id\": ")?;
+    out.write_all(number.format(change.id.0).as_bytes())?;
+    out.write_all(b", \"comm\": ")?;
+    match change.holder.and_then(|h| comm(h.pid)) {
+        Some(comm) => write_str(out, comm)?,
+        None => out.write_all(b"null")?,
+    }
+    out.write_all(b", \"from\": ")?;
+    match change.from {
+        Some(from) => {
+            out.write_all(b"{")?;
+            pair(out, Some(from), &mut number)?;
+            out.write_all(b"}}\n")
+        }
+        None => out.write_all(b"null}\n"),
     }
 }
 
