@@ -35,8 +35,10 @@ pub struct Printer<W: Write> {
     comm_of: Box<dyn Fn(u32) -> String>,
     shares: BTreeMap<Via, u64>,
     provenance: Vec<Provenance>,
-    /// Index in `provenance` of each holder's latest share.
+    /// Index in `provenance` of each holder's share, while it lasts.
     latest: HashMap<Holder, usize>,
+    /// The JSON line being made (kept to reuse its allocation).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Printer<W> {
@@ -50,6 +52,7 @@ impl<W: Write> Printer<W> {
             shares: BTreeMap::new(),
             provenance: Vec::new(),
             latest: HashMap::default(),
+            line: Vec::new(),
         }
     }
 
@@ -128,7 +131,9 @@ impl<W: Write> Printer<W> {
             if let Some(h) = holder {
                 self.know_comm(h.pid);
             }
-            return write_change_json(&mut self.out, change, |pid| self.comms.get(&pid));
+            self.line.clear();
+            write_change_json(&mut self.line, change, |pid| self.comms.get(&pid));
+            return self.out.write_all(&self.line);
         }
         let comm = holder.map(|h| self.comm(h.pid));
         let from_comm = change.from.map(|h| self.comm(h.pid));
@@ -196,7 +201,6 @@ impl<W: Write> Printer<W> {
             ChangeKind::Kept | ChangeKind::Gone => {
                 if let Some(&index) = self.latest.get(&holder)
                     && self.provenance[index].id == change.id
-                    && self.provenance[index].ended.is_none()
                 {
                     let share = &mut self.provenance[index];
                     if change.via == Via::Exec {
@@ -204,6 +208,8 @@ impl<W: Write> Printer<W> {
                     }
                     if change.kind == ChangeKind::Gone {
                         share.ended = Some(change.via);
+                        // Its story is told: only shares still held are looked up.
+                        self.latest.remove(&holder);
                     }
                 }
             }
@@ -307,45 +313,44 @@ impl<W: Write> Printer<W> {
 
 /// One change as a JSON line; `comm` names a holder's process.
 fn write_change_json<'a>(
-    out: &mut impl Write,
+    line: &mut Vec<u8>,
     change: &Change,
     comm: impl Fn(u32) -> Option<&'a String>,
-) -> io::Result<()> {
+) {
     let mut number = itoa::Buffer::new();
-    out.write_all(b"{\"time_ns\": ")?;
-    out.write_all(number.format(change.time_ns).as_bytes())?;
-    out.write_all(b", \"event\": \"")?;
-    out.write_all(change.kind.name().as_bytes())?;
-    out.write_all(b"\", \"via\": \"")?;
-    out.write_all(change.via.name().as_bytes())?;
-    out.write_all(b"\"")?;
-    let pair = |out: &mut dyn Write, holder: Option<Holder>, number: &mut itoa::Buffer| match holder
-    {
+    let mut holder = |line: &mut Vec<u8>, holder: Option<Holder>| match holder {
         Some(h) => {
-            out.write_all(b"\"pid\": ")?;
-            out.write_all(number.format(h.pid).as_bytes())?;
-            out.write_all(b", \"fd\": ")?;
-            out.write_all(number.format(h.fd).as_bytes())
+            line.extend_from_slice(b"\"pid\": ");
+            line.extend_from_slice(number.format(h.pid).as_bytes());
+            line.extend_from_slice(b", \"fd\": ");
+            line.extend_from_slice(number.format(h.fd).as_bytes());
         }
-        None => out.write_all(b"\"pid\": null, \"fd\": null"),
+        None => line.extend_from_slice(b"\"pid\": null, \"fd\": null"),
     };
-    out.write_all(b", ")?;
-    pair(out, change.holder, &mut number)?;
-    out.write_all(b", \"id\": ")?;
-    out.write_all(number.format(change.id.0).as_bytes())?;
-    out.write_all(b", \"comm\": ")?;
+    line.extend_from_slice(b"{\"time_ns\": ");
+    line.extend_from_slice(itoa::Buffer::new().format(change.time_ns).as_bytes());
+    line.extend_from_slice(b", \"event\": \"");
+    line.extend_from_slice(change.kind.name().as_bytes());
+    line.extend_from_slice(b"\", \"via\": \"");
+    line.extend_from_slice(change.via.name().as_bytes());
+    line.extend_from_slice(b"\", ");
+    holder(line, change.holder);
+    line.extend_from_slice(b", \"id\": ");
+    line.extend_from_slice(itoa::Buffer::new().format(change.id.0).as_bytes());
+    line.extend_from_slice(b", \"comm\": ");
     match change.holder.and_then(|h| comm(h.pid)) {
-        Some(comm) => write_str(out, comm)?,
-        None => out.write_all(b"null")?,
+        // Writing to a Vec cannot fail.
+        Some(comm) => write_str(line, comm).expect("writing to memory"),
+        None => line.extend_from_slice(b"null"),
     }
-    out.write_all(b", \"from\": ")?;
+    line.extend_from_slice(b", \"from\": ");
     match change.from {
         Some(from) => {
-            out.write_all(b"{")?;
-            pair(out, Some(from), &mut number)?;
-            out.write_all(b"}}\n")
+            line.push(b'{');
+            holder(line, Some(from));
+            line.extend_from_slice(b"}}\n");
         }
-        None => out.write_all(b"null}\n"),
+        None => line.extend_from_slice(b"null}\n"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{
     io::{self, BufWriter, Write},
+    os::fd::AsFd as _,
     process::ExitCode,
 };
 
@@ -175,7 +176,16 @@ async fn watch_command(args: &WatchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match fdid::watch::run(&options, io::stdout()).await {
+    // A duplicate of stdout's fd, written without std's line buffering (a watch writes in
+    // batches).
+    let out = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(error) => {
+            eprintln!("fdid: error: standard output: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match fdid::watch::run(&options, out).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("fdid: error: {}", fdid::error_line(&error));
