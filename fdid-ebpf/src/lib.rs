@@ -271,6 +271,8 @@ pub struct IterConfig {
     pub _pad: u32,
     /// Struct member offsets from BTF.
     pub offsets: FieldOffsets,
+    /// `fdid watch`'s settings (ignored by the iterator).
+    pub watch: watch::WatchConfig,
 }
 
 impl SocketOffsets {
@@ -336,6 +338,7 @@ impl IterConfig {
         filter_tgid: 0,
         _pad: 0,
         offsets: FieldOffsets::ZERO,
+        watch: watch::WatchConfig::ZERO,
     };
 }
 
@@ -347,4 +350,6 @@ const _: () = assert!(
         == 18 * 4 + size_of::<SocketOffsets>() + size_of::<watch::WatchOffsets>()
 );
 const _: () = assert!(size_of::<SocketOffsets>() == 22 * 4);
-const _: () = assert!(size_of::<IterConfig>() == 40 + size_of::<FieldOffsets>());
+const _: () = assert!(
+    size_of::<IterConfig>() == 40 + size_of::<FieldOffsets>() + size_of::<watch::WatchConfig>()
+);

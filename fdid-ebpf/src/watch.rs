@@ -17,7 +17,7 @@ pub const SCOPE_SETTINGS: u32 = 0;
 pub const SCOPE_TREE: u32 = 1;
 /// Entries of [`SCOPE_MAP`].
 pub const SCOPE_ENTRIES: u32 = 65_536;
-/// Thread → the call it is inside (dup, SCM_RIGHTS receipt, pidfd_getfd, close_range).
+/// Thread → the call it is inside (close_range: what its exit needs).
 pub const CALLS_MAP: &str = "FDID_CALLS";
 /// Entries of [`CALLS_MAP`]: threads inside one of those calls at one time.
 pub const CALLS_ENTRIES: u32 = 16_384;
@@ -137,7 +137,15 @@ pub struct WatchOffsets {
     pub signal_live: u32,
     pub file_private_data: u32,
     pub inode_private: u32,
-    pub _pad: u32,
+    /// Where `struct pt_regs` keeps a syscall's arguments, as they were at entry and still are at
+    /// exit (x86_64: `di`, `si`, `dx`, `r10`, `r8`, `r9`; arm64: `orig_x0`, `regs[1]`…`regs[5]`).
+    pub regs_args: [u32; 6],
+    /// Where `struct pt_regs` keeps the syscall's number (x86_64 `orig_ax`, arm64 `syscallno`).
+    pub regs_nr: u32,
+    /// The 32-bit word of `task_struct` that says a task makes compat (32-bit) syscalls, whose
+    /// numbers mean other calls, and the bit that says it (`compat_mask` 0: no such tasks).
+    pub task_compat: u32,
+    pub compat_mask: u32,
 }
 
 impl WatchOffsets {
@@ -151,190 +159,127 @@ impl WatchOffsets {
         signal_live: 0,
         file_private_data: 0,
         inode_private: 0,
-        _pad: 0,
+        regs_args: [0; 6],
+        regs_nr: 0,
+        task_compat: 0,
+        compat_mask: 0,
     };
 }
 
-const _: () = assert!(size_of::<WatchOffsets>() == 10 * 4);
+const _: () = assert!(size_of::<WatchOffsets>() == 18 * 4);
 
-/// A tracing program: its name in the object, how and where it attaches (syscall tracepoints by
-/// name with the `sys_enter_`/`sys_exit_` prefix, functions, or scheduler tracepoints), and what goes
-/// unseen without it. Userspace attaches each to every target this kernel has and says what it could
-/// not follow; without an essential one it does not start.
+/// Syscall numbers the table in [`WatchConfig`] has room for (x86_64 and arm64 stay below 512).
+pub const SYSCALL_SLOTS: usize = 512;
+
+/// What the tracing programs do at a syscall, by its number ([`WatchConfig::syscalls`]).
+pub mod syscall {
+    /// Not one that changes an fd table.
+    pub const NONE: u8 = 0;
+    /// Returns a new fd of a new description (open, socket, accept, memfd_create…).
+    pub const NEW_FD: u8 = 1;
+    /// dup, dup2, dup3: returns a copy of `args[0]`.
+    pub const DUP: u8 = 2;
+    /// fcntl: with `F_DUPFD`/`F_DUPFD_CLOEXEC`, returns a copy of `args[0]`.
+    pub const FCNTL: u8 = 3;
+    /// pidfd_getfd(pidfd, fd, flags): returns a copy of another process's fd.
+    pub const PIDFD_GETFD: u8 = 4;
+    /// pipe(fds), pipe2(fds, flags): two new fds in the user's array `args[0]`.
+    pub const PIPE: u8 = 5;
+    /// socketpair(domain, type, protocol, fds): two new fds in the user's array `args[3]`.
+    pub const SOCKETPAIR: u8 = 6;
+    /// recvmsg(fd, msghdr, flags): fds received with `SCM_RIGHTS`.
+    pub const RECVMSG: u8 = 7;
+    /// sendmsg(fd, msghdr, flags): fds sent with `SCM_RIGHTS` (seen at entry).
+    pub const SENDMSG: u8 = 8;
+    /// close(fd) (seen at entry: what the fd holds).
+    pub const CLOSE: u8 = 9;
+    /// close_range(first, last, flags).
+    pub const CLOSE_RANGE: u8 = 10;
+}
+
+/// What `fdid watch`'s programs need besides offsets, in the read-only config.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// 1: only processes in [`SCOPE_MAP`] are followed; 0: every process (no lookup).
+    pub scoped: u32,
+    pub _pad: u32,
+    /// Syscall number → a [`syscall`] action.
+    pub syscalls: [u8; SYSCALL_SLOTS],
+}
+
+impl WatchConfig {
+    pub const ZERO: Self = Self {
+        scoped: 0,
+        _pad: 0,
+        syscalls: [syscall::NONE; SYSCALL_SLOTS],
+    };
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self::ZERO
+    }
+}
+
+/// A tracing program: its name in the object, how and where it attaches (BTF tracepoints or
+/// functions), and what goes unseen without it. Userspace attaches each where this kernel has it
+/// and says what it could not follow; without an essential one it does not start.
 pub struct Program {
     pub name: &'static str,
     pub attach: Attach,
-    pub targets: &'static [&'static str],
+    pub target: &'static str,
     /// What is not followed where it cannot attach, in words.
     pub follows: &'static str,
     pub essential: bool,
 }
 
-/// Every tracing program of the object.
-pub const PROGRAMS: [Program; 18] = [
+/// Every tracing program of the object. The two syscall programs see every syscall and act on
+/// those [`WatchConfig::syscalls`] names: one raw tracepoint each way costs the traced processes
+/// less than a tracepoint per syscall, and attaches and detaches at once.
+pub const PROGRAMS: [Program; 6] = [
     Program {
-        name: "fdid_new_fd",
-        attach: Attach::Syscall,
-        targets: &NEW_FD_SYSCALLS_EXIT,
-        follows: "new fds (open, socket, accept…)",
+        name: "fdid_sys_enter",
+        attach: Attach::BtfTracepoint,
+        target: "sys_enter",
+        follows: "closes and fds sent with SCM_RIGHTS",
         essential: true,
     },
     Program {
-        name: "fdid_dup_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_dup", "sys_enter_dup2", "sys_enter_dup3"],
-        follows: "which fd dup copied",
-        essential: false,
-    },
-    Program {
-        name: "fdid_fcntl_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_fcntl"],
-        follows: "which fd F_DUPFD copied",
-        essential: false,
-    },
-    Program {
-        name: "fdid_pidfd_getfd_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_pidfd_getfd"],
-        follows: "which process pidfd_getfd took from",
-        essential: false,
-    },
-    Program {
-        name: "fdid_call_fd_exit",
-        attach: Attach::Syscall,
-        targets: &[
-            "sys_exit_dup",
-            "sys_exit_dup2",
-            "sys_exit_dup3",
-            "sys_exit_fcntl",
-            "sys_exit_pidfd_getfd",
-        ],
-        follows: "dup, fcntl F_DUPFD and pidfd_getfd",
-        essential: false,
-    },
-    Program {
-        name: "fdid_fd_pair_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_pipe", "sys_enter_pipe2"],
-        follows: "pipe and socketpair",
-        essential: false,
-    },
-    Program {
-        name: "fdid_socketpair_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_socketpair"],
-        follows: "pipe and socketpair",
-        essential: false,
-    },
-    Program {
-        name: "fdid_fd_pair_exit",
-        attach: Attach::Syscall,
-        targets: &["sys_exit_pipe", "sys_exit_pipe2", "sys_exit_socketpair"],
-        follows: "pipe and socketpair",
-        essential: false,
-    },
-    Program {
-        name: "fdid_recvmsg_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_recvmsg"],
-        follows: "fds received with SCM_RIGHTS",
-        essential: false,
-    },
-    Program {
-        name: "fdid_recvmsg_exit",
-        attach: Attach::Syscall,
-        targets: &["sys_exit_recvmsg"],
-        follows: "fds received with SCM_RIGHTS",
-        essential: false,
-    },
-    Program {
-        name: "fdid_sendmsg_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_sendmsg"],
-        follows: "who sent an fd with SCM_RIGHTS",
-        essential: false,
-    },
-    Program {
-        name: "fdid_close_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_close"],
-        follows: "closes",
-        essential: true,
-    },
-    Program {
-        name: "fdid_close_range_enter",
-        attach: Attach::Syscall,
-        targets: &["sys_enter_close_range"],
-        follows: "close_range",
-        essential: false,
-    },
-    Program {
-        name: "fdid_close_exit",
-        attach: Attach::Syscall,
-        targets: &["sys_exit_close", "sys_exit_close_range"],
-        follows: "closes",
+        name: "fdid_sys_exit",
+        attach: Attach::BtfTracepoint,
+        target: "sys_exit",
+        follows: "new fds (open, socket, accept, dup, pipe, SCM_RIGHTS…)",
         essential: true,
     },
     Program {
         name: "fdid_fork",
         attach: Attach::BtfTracepoint,
-        targets: &["sched_process_fork"],
+        target: "sched_process_fork",
         follows: "forks",
         essential: false,
     },
     Program {
         name: "fdid_exec",
         attach: Attach::BtfTracepoint,
-        targets: &["sched_process_exec"],
+        target: "sched_process_exec",
         follows: "exec",
         essential: false,
     },
     Program {
         name: "fdid_exit",
         attach: Attach::BtfTracepoint,
-        targets: &["sched_process_exit"],
+        target: "sched_process_exit",
         follows: "exits",
         essential: false,
     },
     Program {
         name: "fdid_release",
         attach: Attach::FEntry,
-        targets: &["__fput"],
+        target: "__fput",
         follows: "releases of descriptions",
         essential: false,
     },
-];
-
-/// Exits of the syscalls that return a new fd of a new description (open, socket, accept…). Those
-/// this kernel lacks are skipped.
-pub const NEW_FD_SYSCALLS_EXIT: [&str; 26] = [
-    "sys_exit_open",
-    "sys_exit_openat",
-    "sys_exit_openat2",
-    "sys_exit_creat",
-    "sys_exit_open_by_handle_at",
-    "sys_exit_socket",
-    "sys_exit_accept",
-    "sys_exit_accept4",
-    "sys_exit_memfd_create",
-    "sys_exit_memfd_secret",
-    "sys_exit_eventfd",
-    "sys_exit_eventfd2",
-    "sys_exit_epoll_create",
-    "sys_exit_epoll_create1",
-    "sys_exit_timerfd_create",
-    "sys_exit_signalfd",
-    "sys_exit_signalfd4",
-    "sys_exit_inotify_init",
-    "sys_exit_inotify_init1",
-    "sys_exit_fanotify_init",
-    "sys_exit_pidfd_open",
-    "sys_exit_userfaultfd",
-    "sys_exit_perf_event_open",
-    "sys_exit_io_uring_setup",
-    "sys_exit_open_tree",
-    "sys_exit_fsopen",
 ];
 
 /// How a tracing program attaches.
@@ -343,6 +288,4 @@ pub enum Attach {
     FEntry,
     /// `tp_btf/NAME`.
     BtfTracepoint,
-    /// `tracepoint/syscalls/NAME`.
-    Syscall,
 }

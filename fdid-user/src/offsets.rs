@@ -206,7 +206,57 @@ fn watch_offsets(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
         signal_live: member(btf, "signal_struct", "live", 4, strukt)?,
         file_private_data: member(btf, "file", "private_data", 8, ptr)?,
         inode_private: member(btf, "inode", "i_private", 8, ptr)?,
-        _pad: 0,
+        ..syscall_registers(btf)?
+    })
+}
+
+/// Where a syscall's arguments and number are in `struct pt_regs`, and how a compat (32-bit) task
+/// is told apart, on the architecture fdid is built for.
+#[cfg(target_arch = "x86_64")]
+fn syscall_registers(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
+    let int = &[MemberKind::Int][..];
+    let reg = |name: &'static str| member(btf, "pt_regs", name, 8, int);
+    /// `TS_COMPAT` in `thread_info.status` (arch/x86/include/asm/thread_info.h): a 32-bit
+    /// syscall is running.
+    const TS_COMPAT: u32 = 0x0002;
+    Ok(WatchOffsets {
+        regs_args: [
+            reg("di")?,
+            reg("si")?,
+            reg("dx")?,
+            reg("r10")?,
+            reg("r8")?,
+            reg("r9")?,
+        ],
+        regs_nr: reg("orig_ax")?,
+        task_compat: btf.member("task_struct", "thread_info")?.offset
+            + member(btf, "thread_info", "status", 4, int)?,
+        compat_mask: TS_COMPAT,
+        ..WatchOffsets::ZERO
+    })
+}
+
+#[cfg(target_arch = "aarch64")]
+fn syscall_registers(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
+    let int = &[MemberKind::Int][..];
+    // `regs[0]` is the return value by the exit; `orig_x0` keeps the first argument.
+    let regs = member(btf, "pt_regs", "regs", 31 * 8, &[MemberKind::Array])?;
+    /// `TIF_32BIT` in `thread_info.flags` (arch/arm64/include/asm/thread_info.h): an AArch32 task.
+    const TIF_32BIT: u32 = 22;
+    Ok(WatchOffsets {
+        regs_args: [
+            member(btf, "pt_regs", "orig_x0", 8, int)?,
+            regs + 8,
+            regs + 16,
+            regs + 24,
+            regs + 32,
+            regs + 40,
+        ],
+        regs_nr: member(btf, "pt_regs", "syscallno", 4, int)?,
+        task_compat: btf.member("task_struct", "thread_info")?.offset
+            + member(btf, "thread_info", "flags", 8, int)?,
+        compat_mask: 1 << TIF_32BIT,
+        ..WatchOffsets::ZERO
     })
 }
 
@@ -233,6 +283,13 @@ mod tests {
             "fdid watch follows exec, exit and sends"
         );
         assert_ne!(offsets.watch.fdt_fd, offsets.watch.fdt_open_fds);
+        // Six distinct argument registers, none of them the syscall number's.
+        let args = offsets.watch.regs_args;
+        for (i, a) in args.iter().enumerate() {
+            assert!(!args[..i].contains(a), "argument {i} shares a register");
+            assert_ne!(*a, offsets.watch.regs_nr);
+        }
+        assert_ne!(offsets.watch.compat_mask, 0);
     }
 
     #[test]

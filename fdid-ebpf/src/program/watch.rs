@@ -1,15 +1,16 @@
 //! `fdid watch`'s tracing programs: each change to an fd table, as a [`WatchEvent`] in a ring buffer.
 //!
-//! New fds are seen at the exit of the syscalls that make them (syscall tracepoints: stable across
-//! kernels and architectures, and usable where function tracing is not): the fd comes from the
-//! return value (open, socket, dup…), from the user's array (pipe, socketpair) or from the user's
-//! control message (`SCM_RIGHTS` received). The file it refers to is read from the caller's fd
-//! table and hashed with the iterator's key, so it is named as a walk names it. Entry programs note
-//! per thread in [`FDID_CALLS`] what the exit needs (the source fd of a dup…). Forks, execs and
-//! exits come from the scheduler's BTF tracepoints, the end of a description from `__fput` where
-//! the kernel lets it be traced.
+//! Syscalls are seen by two raw BTF tracepoints, `sys_enter` and `sys_exit`, which act on the
+//! syscalls the config's table names (by number, for the architecture userspace was built for):
+//! the new fd comes from the return value (open, socket, dup…), from the user's array (pipe,
+//! socketpair) or from the user's control message (`SCM_RIGHTS` received); the arguments are read
+//! from the syscall's saved registers. The file behind a new fd is read from the caller's fd table
+//! and hashed with the iterator's key, so it is named as a walk names it. A close is said at its
+//! entry, with what the fd holds. Forks, execs and exits come from the scheduler's BTF
+//! tracepoints, the end of a description from `__fput` where the kernel lets it be traced.
 //!
-//! Every kernel address is followed with `bpf_probe_read_kernel` at offsets from BTF (the config).
+//! Every kernel address not handed over typed by a tracepoint is followed with
+//! `bpf_probe_read_kernel`, at offsets from BTF (the config).
 
 use core::{ffi::c_void, ptr::read_volatile};
 
@@ -25,7 +26,7 @@ use fdid_ebpf::{
     siphash::siphash24_u64,
     watch::{
         CALLS_ENTRIES, DEFAULT_RING_BYTES, EXEC_FD_WORDS, ExecFds, SCOPE_ENTRIES, SCOPE_SETTINGS,
-        SCOPE_TREE, SENT_FILES, SentFiles, WatchEvent, kind, via,
+        SCOPE_TREE, SENT_FILES, SYSCALL_SLOTS, SentFiles, WatchEvent, kind, syscall, via,
     },
 };
 
@@ -40,23 +41,15 @@ static FDID_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static FDID_SCOPE: HashMap<u32, u32> = HashMap::with_max_entries(SCOPE_ENTRIES, 0);
 
-/// What a syscall's entry noted for its exit.
+/// What close_range's entry noted for its exit: the range.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Call {
-    via: u32,
-    /// The source fd (dup, pidfd_getfd), the fd closed, close_range's first fd.
-    fd: u32,
-    /// The process an fd is taken from (pidfd_getfd), close_range's last fd.
-    other: u32,
-    _pad: u32,
-    /// A user pointer: pipe's or socketpair's fd array, recvmsg's msghdr.
-    user: u64,
-    /// The hash of the file a closed fd held.
-    hash: u64,
+    first: u32,
+    last: u32,
 }
 
-/// Thread (pid_tgid) → the call it is inside.
+/// Thread (pid_tgid) → the close_range it is inside.
 #[map]
 static FDID_CALLS: HashMap<u64, Call> = HashMap::with_max_entries(CALLS_ENTRIES, 0);
 
@@ -118,8 +111,8 @@ fn describe(event: &mut WatchEvent, file: u64) {
 /// Whether `tgid` is followed.
 #[inline(always)]
 fn in_scope(tgid: u32) -> bool {
-    // SAFETY: plain lookups; the values are not kept.
-    unsafe { FDID_SCOPE.get(&SCOPE_SETTINGS).is_none() || FDID_SCOPE.get(&tgid).is_some() }
+    // SAFETY: a plain lookup; the value is not kept.
+    config!(watch.scoped) == 0 || unsafe { FDID_SCOPE.get(&tgid).is_some() }
 }
 
 /// An event of the current thread, with its ids, time and comm.
@@ -137,27 +130,38 @@ fn event_of_current(kind: u8) -> WatchEvent {
     }
 }
 
-/// Wakes the reader only once this much waits in the ring buffer; it also reads on a short timer
-/// (`fdid watch`'s `WAKE_INTERVAL`). A wakeup per event would cost the traced processes more than
-/// the programs themselves.
-const WAKE_BYTES: u64 = 256 << 10;
+/// Events never wake the reader: it reads on a short timer (`fdid watch`'s `WAKE_INTERVAL`). A
+/// wakeup per event, or asking the ring how full it is per event, costs the traced processes more
+/// than the programs themselves.
+const BPF_RB_NO_WAKEUP: u64 = 1;
+
+/// Counts one event the ring buffer had no room for.
+#[inline(always)]
+fn count_lost() {
+    if let Some(lost) = FDID_LOST.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot of our own map.
+        unsafe { *lost += 1 };
+    }
+}
 
 /// Writes `value` to the ring buffer, or counts it lost.
 #[inline(always)]
 fn emit<T: 'static>(value: &T) {
-    const BPF_RB_NO_WAKEUP: u64 = 1;
-    const BPF_RB_FORCE_WAKEUP: u64 = 2;
-    const BPF_RB_AVAIL_DATA: u64 = 0;
-    let flags = if FDID_EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKE_BYTES {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    if FDID_EVENTS.output(value, flags).is_err()
-        && let Some(lost) = FDID_LOST.get_ptr_mut(0)
-    {
-        // SAFETY: this CPU's slot of our own map.
-        unsafe { *lost += 1 };
+    if FDID_EVENTS.output(value, BPF_RB_NO_WAKEUP).is_err() {
+        count_lost();
+    }
+}
+
+/// Writes an event too big for the stack straight into the ring buffer: `fill` gets the reserved
+/// (uninitialised) room and must write all of it. Counts it lost when there is no room.
+#[inline(always)]
+fn emit_in_place<T: 'static>(fill: impl FnOnce(*mut T)) {
+    match FDID_EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            fill(entry.as_mut_ptr());
+            entry.submit(BPF_RB_NO_WAKEUP);
+        }
+        None => count_lost(),
     }
 }
 
@@ -177,83 +181,142 @@ fn install(fd: u32, via: u8, aux: u32, from_pid: u32) {
     emit(&event);
 }
 
-// ----- syscall tracepoints -----
+// ----- syscalls -----
 
-/// `args[n]` of a `sys_enter_*` record (8-byte common header, `long id`, `unsigned long args[6]`).
+/// Argument `n` of a BTF tracepoint, as a typed kernel pointer.
 #[inline(always)]
-fn syscall_arg(ctx: *mut c_void, n: usize) -> u64 {
-    // SAFETY: within the tracepoint's record, which the verifier bounds.
-    unsafe { read_volatile(ctx.cast::<u8>().add(16 + 8 * n).cast::<u64>()) }
+fn arg_ptr(ctx: *mut c_void, n: usize) -> *const u8 {
+    // SAFETY: BTF tracepoint contexts are arrays of the tracepoint's arguments; each program reads
+    // only arguments its tracepoint has.
+    unsafe { read_volatile(ctx.cast::<*const u8>().add(n)) }
 }
 
-/// `ret` of a `sys_exit_*` record (8-byte common header, `long id`, `long ret`).
+/// Argument `n` of a BTF tracepoint, as a number.
 #[inline(always)]
-fn syscall_ret(ctx: *mut c_void) -> i64 {
-    // SAFETY: as in `syscall_arg`.
-    unsafe { read_volatile(ctx.cast::<u8>().add(16).cast::<i64>()) }
+fn arg_word(ctx: *mut c_void, n: usize) -> u64 {
+    // SAFETY: as in `arg_ptr`.
+    unsafe { read_volatile(ctx.cast::<u64>().add(n)) }
 }
 
-/// Notes the call the current thread enters, if its process is followed; `call` is only worked
-/// out then (reading and hashing files is not done for processes out of scope).
+/// What the config says to do at syscall `nr`.
 #[inline(always)]
-fn enter(call: impl FnOnce() -> Call) {
+fn action(nr: u64) -> u8 {
+    if nr >= SYSCALL_SLOTS as u64 {
+        return syscall::NONE;
+    }
+    config!(watch.syscalls[nr as usize])
+}
+
+/// Whether the current task makes compat (32-bit) syscalls, whose numbers mean other calls.
+#[inline(always)]
+fn compat() -> bool {
+    let mask = config!(offsets.watch.compat_mask);
+    if mask == 0 {
+        return false;
+    }
+    // SAFETY: no preconditions; the task is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    read_u32((task + u64::from(config!(offsets.watch.task_compat))) as *const c_void)
+        .is_none_or(|word| word & mask != 0)
+}
+
+/// A syscall's registers (`struct pt_regs`, typed): its arguments and number.
+#[derive(Clone, Copy)]
+struct Regs(*const u8);
+
+impl Regs {
+    /// Argument `N`, as it was at entry.
+    #[inline(always)]
+    fn arg<const N: usize>(self) -> u64 {
+        // SAFETY: a typed pt_regs pointer from the tracepoint; a frozen offset of an 8-byte member.
+        unsafe { load(self.0, config!(offsets.watch.regs_args[N])) }
+    }
+
+    /// The syscall's number (its low 32 bits: a negative one is out of the table).
+    #[inline(always)]
+    fn nr(self) -> u64 {
+        // SAFETY: as in `arg`.
+        u64::from(unsafe { load::<u32>(self.0, config!(offsets.watch.regs_nr)) })
+    }
+}
+
+/// `sys_enter(struct pt_regs *regs, long id)`: close and close_range (what the fds hold is gone
+/// by the exit), sendmsg (the fds sent, said before they can be received).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/sys_enter")]
+pub extern "C" fn fdid_sys_enter(ctx: *mut c_void) -> i32 {
+    let action = action(arg_word(ctx, 1));
+    if action == syscall::NONE || compat() {
+        return 0;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
-    if in_scope((pid_tgid >> 32) as u32) {
-        let _ = FDID_CALLS.insert(&pid_tgid, &call(), 0);
+    if !in_scope((pid_tgid >> 32) as u32) {
+        return 0;
     }
-}
-
-/// Takes what the entry noted.
-#[inline(always)]
-fn leave() -> Option<Call> {
-    let key = bpf_get_current_pid_tgid();
-    // SAFETY: a lookup in our own map, copied out at once.
-    let call = unsafe { FDID_CALLS.get(&key).copied() };
-    if call.is_some() {
-        let _ = FDID_CALLS.remove(&key);
-    }
-    call
-}
-
-const fn call(via: u8, fd: u32) -> Call {
-    Call {
-        via: via as u32,
-        fd,
-        other: 0,
-        _pad: 0,
-        user: 0,
-        hash: 0,
-    }
-}
-
-/// Exit of open, socket, accept… (see `NEW_FD_SYSCALLS_EXIT`): the fd returned.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_exit_openat")]
-pub extern "C" fn fdid_new_fd(ctx: *mut c_void) -> i32 {
-    let ret = syscall_ret(ctx);
-    if ret >= 0 && in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
-        install(ret as u32, via::OPEN, 0, 0);
+    let regs = Regs(arg_ptr(ctx, 0));
+    match action {
+        syscall::CLOSE => closing(regs.arg::<0>() as u32),
+        syscall::CLOSE_RANGE => {
+            const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+            if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
+                let call = Call {
+                    first: regs.arg::<0>() as u32,
+                    last: regs.arg::<1>() as u32,
+                };
+                let _ = FDID_CALLS.insert(&pid_tgid, &call, 0);
+            }
+        }
+        syscall::SENDMSG => sending(regs.arg::<1>()),
+        _ => {}
     }
     0
 }
 
-/// dup, dup2, dup3: `args[0]` is the fd copied.
+/// `sys_exit(struct pt_regs *regs, long ret)`: the fds a syscall made.
 #[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_dup")]
-pub extern "C" fn fdid_dup_enter(ctx: *mut c_void) -> i32 {
-    enter(|| call(via::DUP, syscall_arg(ctx, 0) as u32));
-    0
-}
-
-/// fcntl `F_DUPFD` and `F_DUPFD_CLOEXEC`.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_fcntl")]
-pub extern "C" fn fdid_fcntl_enter(ctx: *mut c_void) -> i32 {
-    const F_DUPFD: u64 = 0;
-    const F_DUPFD_CLOEXEC: u64 = 1030;
-    let cmd = syscall_arg(ctx, 1);
-    if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
-        enter(|| call(via::DUP, syscall_arg(ctx, 0) as u32));
+#[unsafe(link_section = "tp_btf/sys_exit")]
+pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
+    let regs = Regs(arg_ptr(ctx, 0));
+    if regs.0.is_null() {
+        return 0;
+    }
+    let action = action(regs.nr());
+    if action == syscall::NONE || action == syscall::SENDMSG || action == syscall::CLOSE {
+        return 0;
+    }
+    if compat() || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
+        return 0;
+    }
+    let ret = arg_word(ctx, 1) as i64;
+    if action == syscall::CLOSE_RANGE {
+        closed_range(ret);
+        return 0;
+    }
+    if ret < 0 {
+        return 0;
+    }
+    let fd = ret as u32;
+    match action {
+        syscall::NEW_FD => install(fd, via::OPEN, 0, 0),
+        syscall::DUP => install(fd, via::DUP, regs.arg::<0>() as u32, 0),
+        syscall::FCNTL => {
+            const F_DUPFD: u64 = 0;
+            const F_DUPFD_CLOEXEC: u64 = 1030;
+            let cmd = regs.arg::<1>();
+            if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
+                install(fd, via::DUP, regs.arg::<0>() as u32, 0);
+            }
+        }
+        syscall::PIDFD_GETFD => {
+            // The pidfd is still open: the process it names is the one the fd came from.
+            let pidfd = file_at(regs.arg::<0>() as u32);
+            let from = if pidfd == 0 { 0 } else { pidfd_target(pidfd) };
+            install(fd, via::PIDFD_GETFD, regs.arg::<1>() as u32, from);
+        }
+        syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
+        syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
+        syscall::RECVMSG => received(regs.arg::<1>()),
+        _ => {}
     }
     0
 }
@@ -282,72 +345,20 @@ fn pidfd_target(pidfd: u64) -> u32 {
     .unwrap_or(0)
 }
 
-/// pidfd_getfd(pidfd, targetfd, flags).
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_pidfd_getfd")]
-pub extern "C" fn fdid_pidfd_getfd_enter(ctx: *mut c_void) -> i32 {
-    enter(|| {
-        let pidfd = file_at(syscall_arg(ctx, 0) as u32);
-        let mut noted = call(via::PIDFD_GETFD, syscall_arg(ctx, 1) as u32);
-        noted.other = if pidfd == 0 { 0 } else { pidfd_target(pidfd) };
-        noted
-    });
-    0
-}
-
-/// Exit of dup, dup2, dup3, fcntl, pidfd_getfd: the fd returned, as the entry said.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_exit_dup")]
-pub extern "C" fn fdid_call_fd_exit(ctx: *mut c_void) -> i32 {
-    let ret = syscall_ret(ctx);
-    if let Some(call) = leave()
-        && ret >= 0
-    {
-        install(ret as u32, call.via as u8, call.fd, call.other);
+/// pipe, pipe2, socketpair succeeded: the two fds the kernel wrote to the user's array.
+#[inline(always)]
+fn installed_pair(user: u64) {
+    if user == 0 {
+        return;
     }
-    0
-}
-
-/// pipe(fds), pipe2(fds, flags): the user's array.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_pipe")]
-pub extern "C" fn fdid_fd_pair_enter(ctx: *mut c_void) -> i32 {
-    enter(|| Call {
-        user: syscall_arg(ctx, 0),
-        ..call(via::OPEN, 0)
-    });
-    0
-}
-
-/// socketpair(domain, type, protocol, fds).
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_socketpair")]
-pub extern "C" fn fdid_socketpair_enter(ctx: *mut c_void) -> i32 {
-    enter(|| Call {
-        user: syscall_arg(ctx, 3),
-        ..call(via::OPEN, 0)
-    });
-    0
-}
-
-/// Exit of pipe, pipe2, socketpair: the two fds the kernel wrote to the user's array.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_exit_pipe")]
-pub extern "C" fn fdid_fd_pair_exit(ctx: *mut c_void) -> i32 {
-    if let Some(call) = leave()
-        && syscall_ret(ctx) == 0
-        && call.user != 0
-    {
-        // SAFETY: bpf_probe_read_user checks the user address itself.
-        if let Ok(fds) = unsafe { bpf_probe_read_user(call.user as *const [i32; 2]) } {
-            for fd in fds {
-                if fd >= 0 {
-                    install(fd as u32, via::OPEN, 0, 0);
-                }
+    // SAFETY: bpf_probe_read_user checks the user address itself.
+    if let Ok(fds) = unsafe { bpf_probe_read_user(user as *const [i32; 2]) } {
+        for fd in fds {
+            if fd >= 0 {
+                install(fd as u32, via::OPEN, 0, 0);
             }
         }
     }
-    0
 }
 
 /// `struct user_msghdr` and `struct cmsghdr` on 64-bit Linux (x86_64 and arm64 alike).
@@ -394,33 +405,18 @@ fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
     (count, fds)
 }
 
-/// recvmsg(fd, msghdr, flags).
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_recvmsg")]
-pub extern "C" fn fdid_recvmsg_enter(ctx: *mut c_void) -> i32 {
-    enter(|| Call {
-        user: syscall_arg(ctx, 1),
-        ..call(via::SCM_RIGHTS, 0)
-    });
-    0
-}
-
-/// Exit of recvmsg: the fds received, from the control message the kernel wrote back.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_exit_recvmsg")]
-pub extern "C" fn fdid_recvmsg_exit(ctx: *mut c_void) -> i32 {
-    if let Some(call) = leave()
-        && syscall_ret(ctx) >= 0
-        && call.user != 0
-    {
-        let (count, fds) = rights_in(call.user);
-        for (i, fd) in fds.into_iter().enumerate() {
-            if (i as u32) < count && fd >= 0 {
-                install(fd as u32, via::SCM_RIGHTS, 0, 0);
-            }
+/// recvmsg succeeded: the fds received, from the control message the kernel wrote back.
+#[inline(always)]
+fn received(msghdr: u64) {
+    if msghdr == 0 {
+        return;
+    }
+    let (count, fds) = rights_in(msghdr);
+    for (i, fd) in fds.into_iter().enumerate() {
+        if (i as u32) < count && fd >= 0 {
+            install(fd as u32, via::SCM_RIGHTS, 0, 0);
         }
     }
-    0
 }
 
 #[repr(C)]
@@ -429,127 +425,67 @@ struct SendEvent {
     files: SentFiles,
 }
 
-#[unsafe(no_mangle)]
-static mut FDID_SEND_SCRATCH: SendEvent = SendEvent {
-    event: ZERO_EVENT,
-    files: SentFiles {
-        count: 0,
-        _pad: 0,
-        fds: [0; SENT_FILES],
-        file_hashes: [0; SENT_FILES],
-    },
-};
-
-const ZERO_EVENT: WatchEvent = WatchEvent {
-    time_ns: 0,
-    file_hash: 0,
-    ino: 0,
-    pos: 0,
-    pid: 0,
-    tid: 0,
-    fd: 0,
-    aux: 0,
-    from_pid: 0,
-    dev: 0,
-    flags: 0,
-    mode: 0,
-    kind: 0,
-    via: 0,
-    comm: [0; 16],
-};
-
-/// sendmsg(fd, msghdr, flags): the fds an `SCM_RIGHTS` message carries and their files, said
-/// before the message can be received.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_sendmsg")]
-pub extern "C" fn fdid_sendmsg_enter(ctx: *mut c_void) -> i32 {
-    if !in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
-        return 0;
-    }
-    let (count, fds) = rights_in(syscall_arg(ctx, 1));
-    if count == 0 {
-        return 0;
-    }
-    let scratch = &raw mut FDID_SEND_SCRATCH;
-    // SAFETY: the scratch is ours; tracing programs do not nest on one CPU and `emit` copies it
-    // out before the program returns.
-    unsafe {
-        (*scratch).event = event_of_current(kind::SEND);
-        (*scratch).files.count = count;
-        for (i, fd) in fds.into_iter().enumerate() {
-            let (fd, file) = if (i as u32) < count && fd >= 0 {
-                (fd as u32, file_at(fd as u32))
-            } else {
-                (u32::MAX, 0)
-            };
-            (*scratch).files.fds[i] = fd;
-            (*scratch).files.file_hashes[i] = if file == 0 { 0 } else { hash(file) };
-        }
-        emit(&*scratch);
-    }
-    0
-}
-
-/// Notes a close of `fd` (to `last` for close_range) with what `fd` holds, for the exit.
+/// sendmsg(fd, msghdr, flags), at entry: the fds an `SCM_RIGHTS` message carries and their
+/// files, said before the message can be received.
 #[inline(always)]
-fn note_close(fd: u32, last: u32) {
-    enter(|| {
-        let mut noted = call(0, fd);
-        noted.other = last;
-        let file = file_at(fd);
-        noted.hash = if file == 0 { 0 } else { hash(file) };
-        noted
+fn sending(msghdr: u64) {
+    let (count, fds) = rights_in(msghdr);
+    if count == 0 {
+        return;
+    }
+    let event = event_of_current(kind::SEND);
+    emit_in_place(|send: *mut SendEvent| {
+        // SAFETY: `send` is the reserved room for one SendEvent, written member by member (every
+        // byte: SendEvent has no padding).
+        unsafe {
+            (&raw mut (*send).event).write(event);
+            (&raw mut (*send).files.count).write(count);
+            (&raw mut (*send).files._pad).write(0);
+            for (i, fd) in fds.into_iter().enumerate() {
+                let (fd, file) = if (i as u32) < count && fd >= 0 {
+                    (fd as u32, file_at(fd as u32))
+                } else {
+                    (u32::MAX, 0)
+                };
+                (*send).files.fds[i] = fd;
+                (*send).files.file_hashes[i] = if file == 0 { 0 } else { hash(file) };
+            }
+        }
     });
 }
 
-/// close(fd). (A tracepoint program may read only its record's arguments, hence two.)
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_close")]
-pub extern "C" fn fdid_close_enter(ctx: *mut c_void) -> i32 {
-    note_close(syscall_arg(ctx, 0) as u32, 0);
-    0
-}
-
-/// close_range(first, last, flags); with `CLOSE_RANGE_CLOEXEC` it only marks the fds.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_enter_close_range")]
-pub extern "C" fn fdid_close_range_enter(ctx: *mut c_void) -> i32 {
-    const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
-    if syscall_arg(ctx, 2) & CLOSE_RANGE_CLOEXEC == 0 {
-        note_close(syscall_arg(ctx, 0) as u32, syscall_arg(ctx, 1) as u32);
+/// close(fd), at entry: a close of an open fd always takes it out of the table (whatever it then
+/// returns), and nothing else can be installed there before, so it is said now, with the file.
+#[inline(always)]
+fn closing(fd: u32) {
+    let file = file_at(fd);
+    if file == 0 {
+        return;
     }
-    0
+    let mut event = event_of_current(kind::CLOSE);
+    event.fd = fd;
+    event.file_hash = hash(file);
+    emit(&event);
 }
 
-/// Exit of close and close_range: on success, the fd (or range) is closed.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tracepoint/syscalls/sys_exit_close")]
-pub extern "C" fn fdid_close_exit(ctx: *mut c_void) -> i32 {
-    if let Some(call) = leave()
-        && syscall_ret(ctx) == 0
-    {
-        let mut event = event_of_current(kind::CLOSE);
-        event.fd = call.fd;
-        event.file_hash = call.hash;
-        // close_range: its last fd (close notes 0).
-        if call.other > call.fd {
-            event.kind = kind::CLOSE_RANGE;
-            event.aux = call.other;
-        }
+/// close_range's exit: on success, the range its entry noted is closed.
+#[inline(always)]
+fn closed_range(ret: i64) {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: a lookup in our own map, copied out at once.
+    let Some(call) = (unsafe { FDID_CALLS.get(&key).copied() }) else {
+        return;
+    };
+    let _ = FDID_CALLS.remove(&key);
+    if ret == 0 {
+        let mut event = event_of_current(kind::CLOSE_RANGE);
+        event.fd = call.first;
+        event.aux = call.last;
         emit(&event);
     }
-    0
 }
 
 // ----- scheduler tracepoints -----
-
-/// Argument `n` of a BTF tracepoint, as a typed kernel pointer.
-#[inline(always)]
-fn arg_ptr(ctx: *mut c_void, n: usize) -> *const u8 {
-    // SAFETY: BTF tracepoint contexts are arrays of the tracepoint's arguments; each program below
-    // reads only arguments its tracepoint has.
-    unsafe { read_volatile(ctx.cast::<*const u8>().add(n)) }
-}
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[unsafe(no_mangle)]
@@ -591,16 +527,6 @@ struct ExecEvent {
     fds: ExecFds,
 }
 
-#[unsafe(no_mangle)]
-static mut FDID_EXEC_SCRATCH: ExecEvent = ExecEvent {
-    event: ZERO_EVENT,
-    fds: ExecFds {
-        max_fds: 0,
-        words: 0,
-        open_fds: [0; EXEC_FD_WORDS],
-    },
-};
-
 /// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`: after exec
 /// closed the close-on-exec fds; the event says which stayed open.
 #[unsafe(no_mangle)]
@@ -617,21 +543,22 @@ pub extern "C" fn fdid_exec(_ctx: *mut c_void) -> i32 {
     let max_fds = read_u32(at(config!(offsets.watch.fdt_max_fds))).unwrap_or(0);
     let open_fds = read_word(at(config!(offsets.watch.fdt_open_fds))).unwrap_or(0);
     let words = (max_fds as usize).div_ceil(64).min(EXEC_FD_WORDS);
-    let scratch = &raw mut FDID_EXEC_SCRATCH;
-    // SAFETY: the scratch is ours (see `fdid_sendmsg_enter`).
-    unsafe {
-        (*scratch).event = event;
-        (*scratch).fds.max_fds = max_fds;
-        (*scratch).fds.words = words as u32;
-        for i in 0..EXEC_FD_WORDS {
-            (*scratch).fds.open_fds[i] = if i < words && open_fds != 0 {
-                read_word((open_fds + 8 * i as u64) as *const c_void).unwrap_or(0)
-            } else {
-                0
-            };
+    emit_in_place(|exec: *mut ExecEvent| {
+        // SAFETY: `exec` is the reserved room for one ExecEvent, written member by member (every
+        // byte: ExecEvent has no padding).
+        unsafe {
+            (&raw mut (*exec).event).write(event);
+            (&raw mut (*exec).fds.max_fds).write(max_fds);
+            (&raw mut (*exec).fds.words).write(words as u32);
+            for i in 0..EXEC_FD_WORDS {
+                (*exec).fds.open_fds[i] = if i < words && open_fds != 0 {
+                    read_word((open_fds + 8 * i as u64) as *const c_void).unwrap_or(0)
+                } else {
+                    0
+                };
+            }
         }
-        emit(&*scratch);
-    }
+    });
     0
 }
 
@@ -661,8 +588,7 @@ pub extern "C" fn fdid_exit(ctx: *mut c_void) -> i32 {
     let mut event = event_of_current(kind::EXIT);
     event.pid = tgid;
     emit(&event);
-    // SAFETY: a lookup in our own map.
-    if unsafe { FDID_SCOPE.get(&SCOPE_SETTINGS).is_some() } {
+    if config!(watch.scoped) != 0 {
         let _ = FDID_SCOPE.remove(&tgid);
     }
     0

@@ -91,9 +91,18 @@ pub struct BpfOptions {
     /// The hash key to use, whatever `boot_key` says (`fdid watch` hands its tracer's key to its
     /// survey).
     pub hash_key: Option<[u64; 2]>,
-    /// Size `fdid watch`'s maps for following events (ring buffer of this many bytes); `None`: a
-    /// survey, whose load creates them as small as the kernel allows.
-    pub watch_ring_bytes: Option<u32>,
+    /// Load for `fdid watch`'s tracing programs; `None`: a survey, whose load creates their maps
+    /// as small as the kernel allows.
+    pub watch: Option<WatchLoad>,
+}
+
+/// How `fdid watch` loads the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchLoad {
+    /// Size of the ring buffer events arrive in (bytes, a power of two).
+    pub ring_bytes: u32,
+    /// Only processes the scope map holds are followed.
+    pub scoped: bool,
 }
 
 impl Default for BpfOptions {
@@ -106,7 +115,7 @@ impl Default for BpfOptions {
             layout_cache: Some(PathBuf::from(layout_cache::DEFAULT_DIR)),
             boot_key: Some(PathBuf::from(crate::run_dir::DEFAULT_DIR)),
             hash_key: None,
-            watch_ring_bytes: None,
+            watch: None,
         }
     }
 }
@@ -154,6 +163,14 @@ impl BpfCollector {
             filter_tgid: program_filter,
             _pad: 0,
             offsets: layout.offsets,
+            watch: match options.watch {
+                Some(load) => watch::WatchConfig {
+                    scoped: u32::from(load.scoped),
+                    _pad: 0,
+                    syscalls: crate::watch::syscalls::table(),
+                },
+                None => watch::WatchConfig::ZERO,
+            },
         });
         // The stand-in for the kernel BTF takes a few ms to build: on the second core, while aya
         // parses the object and creates its maps.
@@ -170,8 +187,8 @@ impl BpfCollector {
                 })
                 .override_global(CONFIG_GLOBAL, &config, true);
             // Every map of the object is created with it: the tracer's only at full size.
-            let (ring, entries) = match options.watch_ring_bytes {
-                Some(bytes) => (bytes, None),
+            let (ring, entries) = match options.watch {
+                Some(load) => (load.ring_bytes, None),
                 None => (4096, Some(1)),
             };
             loader.map_max_entries(watch::EVENTS_MAP, ring);

@@ -11,6 +11,7 @@
 pub mod event;
 pub mod model;
 pub mod output;
+pub(crate) mod syscalls;
 pub mod tracer;
 
 use std::{io::Write, os::fd::AsRawFd, time::Duration};
@@ -27,8 +28,8 @@ use model::{Change, Model};
 use output::Printer;
 use tracer::{TraceScope, Tracer, TracerError};
 
-/// How often the ring buffer is read when the programs have not woken the reader (they do once
-/// 256 KiB wait): the most an event waits to be printed.
+/// How often the ring buffer is read (the programs never wake the reader: a wakeup costs the
+/// traced processes more than the event): the most an event waits to be printed.
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// What to watch and how to print it.
@@ -76,7 +77,10 @@ fn now_ns() -> u64 {
 pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchError> {
     let mut bpf_options = options.bpf.clone();
     bpf_options.hash_key = Some(bpf::hash_key(&options.bpf)?);
-    bpf_options.watch_ring_bytes = Some(options.ring_bytes);
+    bpf_options.watch = Some(bpf::WatchLoad {
+        ring_bytes: options.ring_bytes,
+        scoped: !options.scope.is_system(),
+    });
     let trace_scope = TraceScope {
         pids: if options.scope.is_system() {
             Vec::new()
@@ -97,7 +101,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     let walk_began = now_ns();
     let mut survey_options = SurveyOptions::new(options.scope.clone());
     survey_options.bpf = bpf_options.clone();
-    survey_options.bpf.watch_ring_bytes = None;
+    survey_options.bpf.watch = None;
     let mut survey_task = tokio::task::spawn_blocking(move || Survey::run(&survey_options));
     let mut early = Vec::new();
     let survey = loop {
@@ -147,7 +151,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     };
     tokio::pin!(deadline);
     // Registered once: a Ctrl-C while a batch is printed is not lost. SIGTERM ends it the same way
-    // (with the summary, and tracefs unmounted if fdid mounted it).
+    // (with the summary).
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut terminated = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

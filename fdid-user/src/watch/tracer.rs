@@ -5,7 +5,7 @@
 use aya::{
     Btf, Ebpf,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, FEntry, ProgramError, TracePoint},
+    programs::{BtfTracePoint, FEntry, ProgramError},
 };
 use fdid_ebpf::watch::{
     Attach, EVENTS_MAP, LOST_MAP, PROGRAMS, Program, SCOPE_MAP, SCOPE_SETTINGS, SCOPE_TREE,
@@ -58,8 +58,6 @@ pub struct TraceScope {
 pub struct Tracer {
     /// The object the programs and maps belong to: dropping it detaches and frees them.
     _object: BpfCollector,
-    /// tracefs, when this tracer had to mount it (unmounted after the programs are gone).
-    _tracefs: Option<Tracefs>,
     lost: PerCpuArray<MapData, u64>,
     pub unfollowed: Vec<Unfollowed>,
 }
@@ -76,9 +74,9 @@ impl Tracer {
             .map_err(TracerError::Btf)?;
         let ebpf = collector.ebpf_mut();
         let mut unfollowed = Vec::new();
-        let tracefs = Tracefs::mount_if_missing();
         for program in &PROGRAMS {
-            if let Err((target, error)) = attach_one(ebpf, &btf, program) {
+            if let Err(error) = attach_one(ebpf, &btf, program) {
+                let target = program.target;
                 if program.essential {
                     return Err(TracerError::Essential {
                         program: program.name,
@@ -138,7 +136,6 @@ impl Tracer {
         Ok((
             Self {
                 _object: collector,
-                _tracefs: tracefs,
                 lost,
                 unfollowed,
             },
@@ -155,88 +152,22 @@ impl Tracer {
     }
 }
 
-/// Loads `program` and attaches it to each of its targets this kernel has; fails when it attaches to
-/// none, with the last target tried and why.
-fn attach_one(
-    ebpf: &mut Ebpf,
-    btf: &Btf,
-    program: &Program,
-) -> Result<(), (&'static str, ProgramError)> {
-    let targets = program.targets;
-    let first = targets.first().copied().unwrap_or("");
+/// Loads `program` and attaches it where it says.
+fn attach_one(ebpf: &mut Ebpf, btf: &Btf, program: &Program) -> Result<(), ProgramError> {
     let found = ebpf
         .program_mut(program.name)
-        .ok_or((first, ProgramError::UnexpectedProgramType))?;
+        .ok_or(ProgramError::UnexpectedProgramType)?;
     match program.attach {
         Attach::FEntry => {
-            let program: &mut FEntry = found.try_into().map_err(|e| (first, e))?;
-            program.load(first, btf).map_err(|e| (first, e))?;
-            program.attach().map_err(|e| (first, e))?;
+            let found: &mut FEntry = found.try_into()?;
+            found.load(program.target, btf)?;
+            found.attach()?;
         }
         Attach::BtfTracepoint => {
-            let program: &mut BtfTracePoint = found.try_into().map_err(|e| (first, e))?;
-            program.load(first, btf).map_err(|e| (first, e))?;
-            program.attach().map_err(|e| (first, e))?;
-        }
-        Attach::Syscall => {
-            let program: &mut TracePoint = found.try_into().map_err(|e| (first, e))?;
-            program.load().map_err(|e| (first, e))?;
-            let mut last = None;
-            let mut attached = 0;
-            for target in targets {
-                // Syscalls an architecture lacks (arm64 has no open, pipe, dup2…) have no tracepoint.
-                match program.attach("syscalls", target) {
-                    Ok(_) => attached += 1,
-                    Err(error) => last = Some((*target, error)),
-                }
-            }
-            if attached == 0 {
-                return Err(last.unwrap_or((first, ProgramError::UnexpectedProgramType)));
-            }
+            let found: &mut BtfTracePoint = found.try_into()?;
+            found.load(program.target, btf)?;
+            found.attach()?;
         }
     }
     Ok(())
-}
-
-/// tracefs mounted by fdid at its usual place, where nothing had mounted it (syscall tracepoints
-/// are attached through it); unmounted when dropped.
-pub struct Tracefs;
-
-const TRACEFS: &std::ffi::CStr = c"/sys/kernel/tracing";
-
-impl Tracefs {
-    fn mount_if_missing() -> Option<Self> {
-        let mounted = [
-            "/sys/kernel/tracing/events",
-            "/sys/kernel/debug/tracing/events",
-        ]
-        .iter()
-        .any(|path| std::path::Path::new(path).is_dir());
-        if mounted {
-            return None;
-        }
-        // SAFETY: mount(2) with NUL-terminated literals and no data.
-        let rc = unsafe {
-            libc::mount(
-                c"tracefs".as_ptr(),
-                TRACEFS.as_ptr(),
-                c"tracefs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
-            return None;
-        }
-        log::debug!("mounted tracefs on /sys/kernel/tracing for the syscall tracepoints");
-        Some(Self)
-    }
-}
-
-impl Drop for Tracefs {
-    fn drop(&mut self) {
-        // SAFETY: umount2(2) of the path mounted above; lazily, as the links may still be closing.
-        unsafe { libc::umount2(TRACEFS.as_ptr(), libc::MNT_DETACH) };
-    }
 }
