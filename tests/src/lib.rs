@@ -1,6 +1,7 @@
 //! Support for fdid's integration tests: scenario processes with known fds, the BPF survey with the
 //! CI rule (fail, never skip, under `CI=true`), and kcmp ground truth.
 
+pub mod churn;
 pub mod fdpass;
 
 use std::{

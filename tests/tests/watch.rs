@@ -1,7 +1,7 @@
 //! `fdid watch` while a scenario shares one file every way there is: fork, dup2, F_DUPFD_CLOEXEC,
-//! SCM_RIGHTS to a process that did not inherit it, pidfd_getfd, and exec with and without
-//! O_CLOEXEC. Each share must be reported once, with its `via`, `from` and id — the ids a survey
-//! taken at the end gives.
+//! SCM_RIGHTS to a process that did not inherit it (blocked in recvmsg since before the watch
+//! began), pidfd_getfd, and exec with and without O_CLOEXEC. Each share must be reported once, with
+//! its `via`, `from` and id — the ids a survey taken at the end gives.
 
 use std::{
     collections::HashMap,
@@ -65,6 +65,22 @@ fn stop(
     events
 }
 
+/// Waits until `pid` sleeps in syscall `nr` (`/proc/PID/syscall` names it).
+fn wait_until_blocked_in(pid: u32, nr: libc::c_long) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if now.split(' ').next() == Some(nr.to_string().as_str()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pid} never blocked in {nr}: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn holder(event: &Value) -> (u64, u64) {
     (
         event["pid"].as_u64().unwrap(),
@@ -77,6 +93,7 @@ fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() 
     let mut scenario = Scenario::start(SCENARIO, &["provenance"]);
     let parent = u64::from(scenario.pid());
     let pid = parent.to_string();
+    wait_until_blocked_in(scenario.fact("unrelated"), libc::SYS_recvmsg);
     let Some((watcher, lines)) = watch(&["--pid", &pid, "--tree"]) else {
         return;
     };
@@ -182,4 +199,51 @@ fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() 
     assert_eq!(summary["shares"]["dup"], 2);
     assert_eq!(summary["shares"]["scm_rights"], 1);
     assert_eq!(summary["shares"]["pidfd_getfd"], 1);
+}
+
+#[test]
+fn fds_passed_by_many_senders_at_once_are_each_traced_to_their_own_sender() {
+    // Four workers at once, each passing a dup of a pipe end to its own child 1000 times: every
+    // receipt must name the worker that sent it, and its fd, however the sends interleave.
+    let mut scenario = Scenario::start(SCENARIO, &["senders", "4"]);
+    let pid = scenario.pid().to_string();
+    let Some((watcher, lines)) = watch(&["--pid", &pid, "--tree"]) else {
+        return;
+    };
+    scenario.say("go");
+    scenario.later_fact("done");
+    let events = stop(watcher, lines);
+    assert_eq!(events.last().expect("a summary")["lost"], 0);
+
+    let mut parent_of = HashMap::new();
+    // The latest description each (process, fd) was given by a dup.
+    let mut dup_at = HashMap::new();
+    let mut receipts = 0;
+    for event in events.iter().filter(|e| e["event"] == "share") {
+        let from = &event["from"];
+        let from = (from["pid"].as_u64(), from["fd"].as_u64());
+        match event["via"].as_str() {
+            Some("fork") => {
+                parent_of.insert(holder(event).0, from.0.expect("a fork's parent"));
+            }
+            Some("dup") => {
+                dup_at.insert(holder(event), event["id"].as_u64());
+            }
+            Some("scm_rights") => {
+                receipts += 1;
+                let (child, _) = holder(event);
+                let (Some(sender), Some(fd)) = from else {
+                    panic!("a receipt from an unknown sender: {event}");
+                };
+                assert_eq!(Some(&sender), parent_of.get(&child), "{event}");
+                assert_eq!(
+                    dup_at.get(&(sender, fd)),
+                    Some(&event["id"].as_u64()),
+                    "{event}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(receipts, 4 * 1000, "each receipt reported once");
 }

@@ -2,9 +2,9 @@
 //! with a whole-system `fdid watch --json` running; what watch printed is counted and its lost
 //! events read from its summary.
 //!
-//! `fdid-bench churn WORKERS ROUNDS` is the workload: each worker, ROUNDS times, makes a pipe and a
-//! socketpair, dups the pipe's read end, forks a child that receives the dup over the socketpair
-//! (SCM_RIGHTS) and exits, waits for it and closes everything.
+//! `fdid-bench churn WORKERS ROUNDS` is the workload ([`fdid_tests::churn`]): each worker, ROUNDS
+//! times, makes a pipe and a socketpair, dups the pipe's read end, forks a child that receives the
+//! dup over the socketpair (SCM_RIGHTS) and exits, waits for it and closes everything.
 
 use std::{
     fmt::Write as _,
@@ -15,9 +15,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use fdid_tests::fdpass::{receive_fd, send_fd};
 
-/// The workload itself (`fdid-bench churn WORKERS ROUNDS`).
+/// The workload itself (`fdid-bench churn WORKERS ROUNDS`): [`fdid_tests::churn::run`].
 pub fn churn(args: &[String]) -> Result<()> {
     let number = |i: usize| -> Result<u32> {
         args.get(i)
@@ -25,47 +24,8 @@ pub fn churn(args: &[String]) -> Result<()> {
             .parse()
             .context("a number")
     };
-    let (workers, rounds) = (number(0)?, number(1)?);
-    let mut pids = Vec::new();
-    for _ in 0..workers {
-        // SAFETY: this process is single-threaded; the child only makes syscalls and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            worker(rounds);
-            // SAFETY: leaving the child without running the parent's destructors.
-            unsafe { libc::_exit(0) };
-        }
-        pids.push(pid);
-    }
-    for pid in pids {
-        // SAFETY: reaping our own children.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    }
+    fdid_tests::churn::run(number(0)?, number(1)?);
     Ok(())
-}
-
-fn worker(rounds: u32) {
-    for _ in 0..rounds {
-        let (mut pipe, mut pair) = ([0; 2], [0; 2]);
-        // SAFETY: plain fd syscalls on local arrays and fds this worker owns.
-        unsafe {
-            libc::pipe(pipe.as_mut_ptr());
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr());
-            let copy = libc::dup(pipe[0]);
-            let child = libc::fork();
-            if child == 0 {
-                if let Ok(fd) = receive_fd(pair[1]) {
-                    libc::close(fd);
-                }
-                libc::_exit(0);
-            }
-            let _ = send_fd(pair[0], copy);
-            libc::waitpid(child, std::ptr::null_mut(), 0);
-            for fd in [pipe[0], pipe[1], pair[0], pair[1], copy] {
-                libc::close(fd);
-            }
-        }
-    }
 }
 
 /// Wall time of one churn run.

@@ -29,6 +29,7 @@
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 //! - `server N` and `ends`: see [`ends`].
 //! - `provenance`: see [`provenance`] (it waits for a line on stdin after `ready`).
+//! - `senders [N]`: see [`provenance::senders`] (it waits for a line on stdin after `ready`).
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
@@ -595,6 +596,7 @@ fn main() {
     let name = args.get(2).cloned().unwrap_or_default();
     let mut listener = None;
     let mut prepared = None;
+    let mut senders = None;
     let children = match args.get(1).map(String::as_str) {
         Some("fdset") => {
             fdset(&mut facts);
@@ -633,9 +635,13 @@ fn main() {
             Vec::new()
         }
         Some("idle") => provenance::idle(),
+        Some("senders") => {
+            senders = Some(count(4));
+            Vec::new()
+        }
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance|senders [N]"
             );
             std::process::exit(2);
         }
@@ -644,6 +650,9 @@ fn main() {
     let mut children = children;
     if let Some(prepared) = prepared {
         children.extend(prepared.run());
+    }
+    if let Some(workers) = senders {
+        children.extend(provenance::senders(workers));
     }
     if let Some(listener) = listener {
         // SAFETY: accepting on our own listening socket.

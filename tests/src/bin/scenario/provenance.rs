@@ -2,7 +2,8 @@
 //! watcher sees each one happen.
 //!
 //! Before `ready`: a child `unrelated` is forked (it shares nothing made later) with one end of a
-//! socketpair; it waits. After the test writes a line (`go`) the parent:
+//! socketpair; it blocks in recvmsg at once, before any watch starts. After the test writes a line
+//! (`go`) the parent:
 //! 1. opens `file` (no O_CLOEXEC);
 //! 2. dup2's it to `dup2_fd` (40) and F_DUPFD_CLOEXEC's it to `cloexec_fd` (50 or above);
 //! 3. forks `child`, which execs this binary again (`idle`): `file` and `dup2_fd` stay open across
@@ -31,9 +32,6 @@ pub struct Prepared {
     unrelated: libc::pid_t,
     socket: i32,
     report: i32,
-    /// Written once `go` came: the unrelated child starts receiving only then (a receive already
-    /// blocked when a watch starts is not seen by it).
-    start: i32,
 }
 
 pub fn prepare(facts: &mut Facts) -> Prepared {
@@ -44,11 +42,9 @@ pub fn prepare(facts: &mut Facts) -> Prepared {
         "socketpair",
     );
     let report = pipe();
-    let start = pipe();
     let parent = std::process::id() as libc::pid_t;
     let unrelated = fork();
     if unrelated == 0 {
-        read_i32(start[0]);
         let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
         let taken = take_fd(parent, DUP2_FD);
         write_i32(report[1], received);
@@ -60,7 +56,6 @@ pub fn prepare(facts: &mut Facts) -> Prepared {
         unrelated,
         socket: pair[0],
         report: report[0],
-        start: start[1],
     }
 }
 
@@ -99,7 +94,6 @@ impl Prepared {
                 libc::_exit(127);
             }
         }
-        write_i32(self.start, 1);
         send_fd(self.socket, file).unwrap_or_else(|_| {
             check(-1, "sendmsg");
         });
@@ -130,3 +124,18 @@ pub fn idle() -> ! {
         pause();
     }
 }
+
+/// `senders [N]`: after `ready` and a line on stdin, N workers (4 by default) each pass fds to their
+/// own children 1000 times at once ([`fdid_tests::churn`]); then `done 1`.
+pub fn senders(workers: u32) -> Vec<libc::pid_t> {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    fdid_tests::churn::run(workers, SENDER_ROUNDS);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "done 1").expect("stdout");
+    out.flush().expect("stdout");
+    Vec::new()
+}
+
+/// Rounds of each worker in `senders`.
+pub const SENDER_ROUNDS: u32 = 1000;
