@@ -146,6 +146,11 @@ pub struct WatchOffsets {
     /// numbers mean other calls, and the bit that says it (`compat_mask` 0: no such tasks).
     pub task_compat: u32,
     pub compat_mask: u32,
+    /// `task_struct.comm`.
+    pub task_comm: u32,
+    /// 1 where the kernel has `bpf_get_current_task_btf` (5.11+): the programs then load the
+    /// current task's members directly instead of with probe reads.
+    pub current_task_btf: u32,
 }
 
 impl WatchOffsets {
@@ -163,10 +168,12 @@ impl WatchOffsets {
         regs_nr: 0,
         task_compat: 0,
         compat_mask: 0,
+        task_comm: 0,
+        current_task_btf: 0,
     };
 }
 
-const _: () = assert!(size_of::<WatchOffsets>() == 18 * 4);
+const _: () = assert!(size_of::<WatchOffsets>() == 20 * 4);
 
 /// Syscall numbers the table in [`WatchConfig`] has room for (x86_64 and arm64 stay below 512).
 pub const SYSCALL_SLOTS: usize = 512;

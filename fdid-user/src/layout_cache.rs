@@ -21,7 +21,7 @@ use crate::{btf::VMLINUX_BTF, offsets::KernelLayout, run_dir};
 /// Where the cache lives by default.
 pub const DEFAULT_DIR: &str = run_dir::DEFAULT_DIR;
 const FILE: &str = "layout";
-const FORMAT: &str = "fdid-layout 4";
+const FORMAT: &str = "fdid-layout 5";
 
 /// Number of `u32` members of [`FieldOffsets`].
 const OFFSET_WORDS: usize = size_of::<FieldOffsets>() / 4;

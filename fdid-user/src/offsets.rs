@@ -206,6 +206,8 @@ fn watch_offsets(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
         signal_live: member(btf, "signal_struct", "live", 4, strukt)?,
         file_private_data: member(btf, "file", "private_data", 8, ptr)?,
         inode_private: member(btf, "inode", "i_private", 8, ptr)?,
+        task_comm: member(btf, "task_struct", "comm", 16, &[MemberKind::Array])?,
+        current_task_btf: u32::from(btf.func_id("bpf_get_current_task_btf").is_some()),
         ..syscall_registers(btf)?
     })
 }

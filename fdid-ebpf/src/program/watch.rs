@@ -12,12 +12,12 @@
 //! Every kernel address not handed over typed by a tracepoint is followed with
 //! `bpf_probe_read_kernel`, at offsets from BTF (the config).
 
-use core::{ffi::c_void, ptr::read_volatile};
+use core::{ffi::c_void, mem::MaybeUninit, ptr::read_volatile};
 
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user,
-        generated::{self, bpf_get_current_task, bpf_ktime_get_ns},
+        generated::{self, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel},
     },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -55,31 +55,130 @@ static FDID_CALLS: HashMap<u64, Call> = HashMap::with_max_entries(CALLS_ENTRIES,
 
 // ----- the current process's fd table -----
 
-/// `current->files->fdt`, as a number.
+/// `WORDS` × 8 bytes of a kernel object at a number-address, from `start` on, read with one
+/// probe read (a probe read costs as much as the rest of an event); members at frozen offsets are
+/// picked from it, or read on their own when they lie outside it or it could not be read.
+struct Span<const WORDS: usize> {
+    base: u64,
+    start: u32,
+    words: [u64; WORDS],
+    read: bool,
+}
+
+impl<const WORDS: usize> Span<WORDS> {
+    /// The span that begins at the lowest of `offsets` (rounded down to 8 bytes).
+    #[inline(always)]
+    fn around(base: u64, offsets: &[u32]) -> Self {
+        let start = offsets.iter().copied().min().unwrap_or(0) & !7;
+        let mut words = MaybeUninit::<[u64; WORDS]>::uninit();
+        // SAFETY: bpf_probe_read_kernel checks the source itself; the destination is our array,
+        // which it fills (or zeroes, when the read fails): no zeroing before, which would cost a
+        // call to memset.
+        let (rc, words) = unsafe {
+            let rc = bpf_probe_read_kernel(
+                words.as_mut_ptr().cast(),
+                (WORDS * 8) as u32,
+                (base + u64::from(start)) as *const c_void,
+            );
+            (rc, words.assume_init())
+        };
+        Self {
+            base,
+            start,
+            words,
+            read: rc == 0,
+        }
+    }
+
+    /// The `size`-byte member at `offset` (1, 2, 4 or 8 bytes, naturally aligned), zero-extended.
+    /// The verifier knows `offset` (frozen config): it sees a constant index.
+    #[inline(always)]
+    fn member(&self, offset: u32, size: u32) -> u64 {
+        let mask = if size == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (size * 8)) - 1
+        };
+        if self.read && offset >= self.start && offset % size == 0 {
+            let within = offset - self.start;
+            let index = (within / 8) as usize;
+            if index < WORDS {
+                return (self.words[index] >> ((within % 8) * 8)) & mask;
+            }
+        }
+        let address = (self.base + u64::from(offset)) as *const c_void;
+        match size {
+            8 => read_word(address).unwrap_or(0),
+            _ => u64::from(read_u32(address).unwrap_or(0)) & mask,
+        }
+    }
+}
+
+/// The current process's fd table: (`max_fds`, the `fd` array, the `open_fds` bitmap), as numbers.
 #[inline(always)]
-fn current_fdt() -> Option<u64> {
+fn current_fdt() -> Option<(u32, u64, u64)> {
+    if config!(offsets.watch.current_task_btf) != 0 {
+        // Where the kernel has it (5.11+), `current` as a typed pointer: task, files and fdtable
+        // are then loaded directly (cheap, checked against BTF) and only the fd array needs a probe
+        // read.
+        // SAFETY: no preconditions; the verifier types the result (struct task_struct *).
+        let task = unsafe { generated::bpf_get_current_task_btf() }
+            .cast_const()
+            .cast::<u8>();
+        let (task_files, files_fdt) = (
+            config!(offsets.task_files),
+            config!(offsets.watch.files_fdt),
+        );
+        let (max_fds, fd, open_fds) = (
+            config!(offsets.watch.fdt_max_fds),
+            config!(offsets.watch.fdt_fd),
+            config!(offsets.watch.fdt_open_fds),
+        );
+        // SAFETY: typed pointers from the helper and from BTF members, frozen offsets.
+        unsafe {
+            let files: *const u8 = load(task, task_files);
+            if files.is_null() {
+                return None;
+            }
+            let fdt: *const u8 = load(files, files_fdt);
+            if fdt.is_null() {
+                return None;
+            }
+            return Some((load(fdt, max_fds), load(fdt, fd), load(fdt, open_fds)));
+        }
+    }
     // SAFETY: no preconditions; the pointer is only read through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
     let files = read_word((task + u64::from(config!(offsets.task_files))) as *const c_void)?;
     if files == 0 {
         return None;
     }
-    read_word((files + u64::from(config!(offsets.watch.files_fdt))) as *const c_void)
+    let fdt = read_word((files + u64::from(config!(offsets.watch.files_fdt))) as *const c_void)?;
+    if fdt == 0 {
+        return None;
+    }
+    let (max_fds, fd, open_fds) = (
+        config!(offsets.watch.fdt_max_fds),
+        config!(offsets.watch.fdt_fd),
+        config!(offsets.watch.fdt_open_fds),
+    );
+    let fdt = Span::<4>::around(fdt, &[max_fds, fd, open_fds]);
+    Some((
+        fdt.member(max_fds, 4) as u32,
+        fdt.member(fd, 8),
+        fdt.member(open_fds, 8),
+    ))
 }
 
 /// The `struct file` at `fd` of the current process, as a number (0: none).
 #[inline(always)]
 fn file_at(fd: u32) -> u64 {
-    let Some(fdt) = current_fdt() else {
-        return 0;
-    };
-    let max = read_u32((fdt + u64::from(config!(offsets.watch.fdt_max_fds))) as *const c_void);
-    if max.is_none_or(|max| fd >= max) {
-        return 0;
+    match current_fdt() {
+        Some((max_fds, array, _)) if fd < max_fds && array != 0 => {
+            read_word((array + 8 * u64::from(fd)) as *const c_void).unwrap_or(0)
+        }
+        _ => 0,
     }
-    read_word((fdt + u64::from(config!(offsets.watch.fdt_fd))) as *const c_void)
-        .and_then(|array| read_word((array + 8 * u64::from(fd)) as *const c_void))
-        .unwrap_or(0)
 }
 
 #[inline(always)]
@@ -87,24 +186,44 @@ fn hash(word: u64) -> u64 {
     siphash24_u64([config!(hash_key[0]), config!(hash_key[1])], word) & config!(hash_mask)
 }
 
-/// Fills the file's identity into `event` (the same members a walk reads).
+/// Fills the file's identity into `event` (the same members a walk reads): one span of the file
+/// and one of its inode, in the same stack room one after the other.
 #[inline(always)]
 fn describe(event: &mut WatchEvent, file: u64) {
-    let at = |base: u64, offset: u32| (base + u64::from(offset)) as *const c_void;
     event.file_hash = hash(file);
-    event.flags = read_u32(at(file, config!(offsets.file_flags))).unwrap_or(0);
-    event.pos = read_word(at(file, config!(offsets.file_pos))).unwrap_or(0) as i64;
-    let inode = read_word(at(file, config!(offsets.file_inode))).unwrap_or(0);
+    let inode = {
+        let (flags, pos, inode) = (
+            config!(offsets.file_flags),
+            config!(offsets.file_pos),
+            config!(offsets.file_inode),
+        );
+        let span = Span::<DESCRIBE_SPAN>::around(file, &[flags, pos, inode]);
+        event.flags = span.member(flags, 4) as u32;
+        event.pos = span.member(pos, 8) as i64;
+        span.member(inode, 8)
+    };
     if inode == 0 {
         return;
     }
-    event.ino = read_word(at(inode, config!(offsets.inode_ino))).unwrap_or(0);
-    event.mode = read_u32(at(inode, config!(offsets.inode_mode))).unwrap_or(0) as u16;
-    let sb = read_word(at(inode, config!(offsets.inode_sb))).unwrap_or(0);
+    let (ino, mode, sb) = (
+        config!(offsets.inode_ino),
+        config!(offsets.inode_mode),
+        config!(offsets.inode_sb),
+    );
+    let span = Span::<DESCRIBE_SPAN>::around(inode, &[ino, mode, sb]);
+    event.ino = span.member(ino, 8);
+    event.mode = span.member(mode, 2) as u16;
+    let sb = span.member(sb, 8);
     if sb != 0 {
-        event.dev = read_u32(at(sb, config!(offsets.sb_dev))).unwrap_or(0);
+        event.dev =
+            read_u32((sb + u64::from(config!(offsets.sb_dev))) as *const c_void).unwrap_or(0);
     }
 }
+
+/// Words of a file's or an inode's span: wide enough for their members fdid reads on the kernels
+/// it knows (`f_inode`…`f_pos`: 88 bytes on 6.18), small enough for the 512-byte stack the
+/// syscall programs share with `install`.
+const DESCRIBE_SPAN: usize = 12;
 
 // ----- events -----
 
@@ -118,16 +237,63 @@ fn in_scope(tgid: u32) -> bool {
 /// An event of the current thread, with its ids, time and comm.
 #[inline(always)]
 fn event_of_current(kind: u8) -> WatchEvent {
+    let mut event = MaybeUninit::<WatchEvent>::uninit();
+    fill_event(event.as_mut_ptr(), kind);
+    // SAFETY: `fill_event` wrote every member.
+    unsafe { event.assume_init() }
+}
+
+/// Writes every member of `*event`, the zeros with volatile stores, in a subprogram of its own: LLVM
+/// otherwise turns runs of zero stores (or a copy of them) into memset calls, which this BPF
+/// toolchain compiles to a byte-by-byte loop costing as much as the rest of the event.
+#[inline(never)]
+fn fill_event(event: *mut WatchEvent, kind: u8) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    WatchEvent {
-        // SAFETY: no preconditions.
-        time_ns: unsafe { bpf_ktime_get_ns() },
-        pid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
-        kind,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        ..WatchEvent::default()
+    // SAFETY: `event` points to room for one WatchEvent (the caller's); each member is written once
+    // through its own place.
+    unsafe {
+        (&raw mut (*event).time_ns).write_volatile(bpf_ktime_get_ns());
+        (&raw mut (*event).pid).write_volatile((pid_tgid >> 32) as u32);
+        (&raw mut (*event).tid).write_volatile(pid_tgid as u32);
+        (&raw mut (*event).kind).write_volatile(kind);
+        (&raw mut (*event).comm).write_volatile(current_comm());
+        (&raw mut (*event).file_hash).write_volatile(0);
+        (&raw mut (*event).ino).write_volatile(0);
+        (&raw mut (*event).pos).write_volatile(0);
+        (&raw mut (*event).fd).write_volatile(0);
+        (&raw mut (*event).aux).write_volatile(0);
+        (&raw mut (*event).from_pid).write_volatile(0);
+        (&raw mut (*event).dev).write_volatile(0);
+        (&raw mut (*event).flags).write_volatile(0);
+        (&raw mut (*event).mode).write_volatile(0);
+        (&raw mut (*event).via).write_volatile(0);
     }
+}
+
+/// The current process's name (its leader's comm, as ps and the survey name it): two loads from
+/// the typed task where the kernel gives one; else the helper's, the calling thread's name.
+#[inline(always)]
+fn current_comm() -> [u8; 16] {
+    if config!(offsets.watch.current_task_btf) == 0 {
+        return bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+    // SAFETY: no preconditions; the verifier types the result (struct task_struct *).
+    let task = unsafe { generated::bpf_get_current_task_btf() }
+        .cast_const()
+        .cast::<u8>();
+    let (leader_at, comm_at) = (
+        config!(offsets.task_group_leader),
+        config!(offsets.watch.task_comm),
+    );
+    // SAFETY: typed task pointers (the helper's, then a BTF member's); two 8-byte loads inside the
+    // 16-byte `comm` member.
+    let halves: [u64; 2] = unsafe {
+        let leader: *const u8 = load(task, leader_at);
+        let leader = if leader.is_null() { task } else { leader };
+        [load(leader, comm_at), load(leader, comm_at + 8)]
+    };
+    // SAFETY: 16 bytes either way; the words' bytes in memory order are the name's.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(halves) }
 }
 
 /// Events never wake the reader: it reads on a short timer (`fdid watch`'s `WAKE_INTERVAL`). A
@@ -165,20 +331,26 @@ fn emit_in_place<T: 'static>(fill: impl FnOnce(*mut T)) {
     }
 }
 
-/// Emits an INSTALL of the current process's `fd`.
-#[inline(always)]
+/// Emits an INSTALL of the current process's `fd`, written straight into the ring buffer. A
+/// function of its own in the object (a BPF subprogram): inlined at each of its many call sites,
+/// the spans it reads overflow the stack, which the syscall programs share with it.
+#[inline(never)]
 fn install(fd: u32, via: u8, aux: u32, from_pid: u32) {
     let file = file_at(fd);
     if file == 0 {
         return;
     }
-    let mut event = event_of_current(kind::INSTALL);
-    event.fd = fd;
-    event.via = via;
-    event.aux = aux;
-    event.from_pid = from_pid;
-    describe(&mut event, file);
-    emit(&event);
+    emit_in_place(|event: *mut WatchEvent| {
+        fill_event(event, kind::INSTALL);
+        // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
+        // `fill_event` just wrote.
+        let event = unsafe { &mut *event };
+        event.fd = fd;
+        event.via = via;
+        event.aux = aux;
+        event.from_pid = from_pid;
+        describe(event, file);
+    });
 }
 
 // ----- syscalls -----
@@ -228,15 +400,17 @@ impl Regs {
     /// Argument `N`, as it was at entry.
     #[inline(always)]
     fn arg<const N: usize>(self) -> u64 {
+        let offset = config!(offsets.watch.regs_args[N]);
         // SAFETY: a typed pt_regs pointer from the tracepoint; a frozen offset of an 8-byte member.
-        unsafe { load(self.0, config!(offsets.watch.regs_args[N])) }
+        unsafe { load(self.0, offset) }
     }
 
     /// The syscall's number (its low 32 bits: a negative one is out of the table).
     #[inline(always)]
     fn nr(self) -> u64 {
+        let offset = config!(offsets.watch.regs_nr);
         // SAFETY: as in `arg`.
-        u64::from(unsafe { load::<u32>(self.0, config!(offsets.watch.regs_nr)) })
+        u64::from(unsafe { load::<u32>(self.0, offset) })
     }
 }
 
@@ -368,11 +542,30 @@ const CMSG_HEADER: u64 = 16;
 const SOL_SOCKET: i32 = 1;
 const SCM_RIGHTS: i32 = 1;
 
+/// `SENT_FILES` × -1, written in a subprogram with volatile stores (see `fill_event`: `[-1; N]`,
+/// or a copy of it, is a byte-by-byte memset).
+#[inline(always)]
+fn no_fds() -> [i32; SENT_FILES] {
+    let mut fds = MaybeUninit::<[i32; SENT_FILES]>::uninit();
+    fill_no_fds(fds.as_mut_ptr());
+    // SAFETY: `fill_no_fds` wrote every element.
+    unsafe { fds.assume_init() }
+}
+
+#[inline(never)]
+fn fill_no_fds(fds: *mut [i32; SENT_FILES]) {
+    let words = fds.cast::<u64>();
+    for i in 0..SENT_FILES / 2 {
+        // SAFETY: within the caller's array (16 × i32 is 8 × u64); all ones is -1 in each half.
+        unsafe { words.add(i).write_volatile(u64::MAX) };
+    }
+}
+
 /// The fds of the first `SCM_RIGHTS` control message of a user msghdr (up to [`SENT_FILES`]):
 /// (count, fds). The control data is the kernel's copy on receipt, the user's on send.
 #[inline(always)]
 fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
-    let mut fds = [-1; SENT_FILES];
+    let mut fds = no_fds();
     let read = |address: u64| {
         // SAFETY: bpf_probe_read_user checks the user address itself.
         unsafe { bpf_probe_read_user((address) as *const u64) }.unwrap_or(0)
@@ -400,7 +593,7 @@ fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
         )
     };
     if rc != 0 {
-        return (0, [-1; SENT_FILES]);
+        return (0, no_fds());
     }
     (count, fds)
 }
@@ -536,12 +729,9 @@ pub extern "C" fn fdid_exec(_ctx: *mut c_void) -> i32 {
     if !in_scope(event.pid) {
         return 0;
     }
-    let Some(fdt) = current_fdt() else {
+    let Some((max_fds, _, open_fds)) = current_fdt() else {
         return 0;
     };
-    let at = |offset: u32| (fdt + u64::from(offset)) as *const c_void;
-    let max_fds = read_u32(at(config!(offsets.watch.fdt_max_fds))).unwrap_or(0);
-    let open_fds = read_word(at(config!(offsets.watch.fdt_open_fds))).unwrap_or(0);
     let words = (max_fds as usize).div_ceil(64).min(EXEC_FD_WORDS);
     emit_in_place(|exec: *mut ExecEvent| {
         // SAFETY: `exec` is the reserved room for one ExecEvent, written member by member (every
@@ -571,13 +761,12 @@ pub extern "C" fn fdid_exit(ctx: *mut c_void) -> i32 {
     if task.is_null() {
         return 0;
     }
+    let (tgid_at, signal_at) = (
+        config!(offsets.task_tgid),
+        config!(offsets.watch.task_signal),
+    );
     // SAFETY: a typed task pointer; frozen offsets; `signal` is then read as a number.
-    let (tgid, signal): (u32, u64) = unsafe {
-        (
-            load(task, config!(offsets.task_tgid)),
-            load(task, config!(offsets.watch.task_signal)),
-        )
-    };
+    let (tgid, signal): (u32, u64) = unsafe { (load(task, tgid_at), load(task, signal_at)) };
     if !in_scope(tgid) {
         return 0;
     }

@@ -27,11 +27,26 @@ pub struct Provenance {
     pub ended: Option<Via>,
 }
 
+/// A process's name, and the same as a JSON string (made once, written on every line).
+struct Comm {
+    name: String,
+    json: Vec<u8>,
+}
+
+impl Comm {
+    fn new(name: String) -> Self {
+        let mut json = Vec::new();
+        // Writing to a Vec cannot fail.
+        write_str(&mut json, &name).expect("writing to memory");
+        Self { name, json }
+    }
+}
+
 /// Prints changes as they come and keeps what the summary needs.
 pub struct Printer<W: Write> {
     out: W,
     json: bool,
-    comms: HashMap<u32, String>,
+    comms: HashMap<u32, Comm>,
     comm_of: Box<dyn Fn(u32) -> String>,
     shares: BTreeMap<Via, u64>,
     provenance: Vec<Provenance>,
@@ -64,13 +79,13 @@ impl<W: Write> Printer<W> {
             return;
         }
         // Mostly the name it had: no allocation then.
-        match self.comms.get_mut(&pid) {
-            Some(known) if known.as_bytes() == comm => {}
-            Some(known) => *known = String::from_utf8_lossy(comm).into_owned(),
-            None => {
-                self.comms
-                    .insert(pid, String::from_utf8_lossy(comm).into_owned());
-            }
+        if self
+            .comms
+            .get(&pid)
+            .is_none_or(|known| known.name.as_bytes() != comm)
+        {
+            self.comms
+                .insert(pid, Comm::new(String::from_utf8_lossy(comm).into_owned()));
         }
     }
 
@@ -78,13 +93,13 @@ impl<W: Write> Printer<W> {
     fn know_comm(&mut self, pid: u32) {
         if !self.comms.contains_key(&pid) {
             let comm = (self.comm_of)(pid);
-            self.comms.insert(pid, comm);
+            self.comms.insert(pid, Comm::new(comm));
         }
     }
 
     fn comm(&mut self, pid: u32) -> String {
         self.know_comm(pid);
-        self.comms[&pid].clone()
+        self.comms[&pid].name.clone()
     }
 
     /// The line saying the programs are attached and the survey taken.
@@ -132,7 +147,9 @@ impl<W: Write> Printer<W> {
                 self.know_comm(h.pid);
             }
             self.line.clear();
-            write_change_json(&mut self.line, change, |pid| self.comms.get(&pid));
+            write_change_json(&mut self.line, change, |pid| {
+                self.comms.get(&pid).map(|comm| comm.json.as_slice())
+            });
             return self.out.write_all(&self.line);
         }
         let comm = holder.map(|h| self.comm(h.pid));
@@ -315,7 +332,7 @@ impl<W: Write> Printer<W> {
 fn write_change_json<'a>(
     line: &mut Vec<u8>,
     change: &Change,
-    comm: impl Fn(u32) -> Option<&'a String>,
+    comm_json: impl Fn(u32) -> Option<&'a [u8]>,
 ) {
     let mut number = itoa::Buffer::new();
     let mut holder = |line: &mut Vec<u8>, holder: Option<Holder>| match holder {
@@ -338,9 +355,8 @@ fn write_change_json<'a>(
     line.extend_from_slice(b", \"id\": ");
     line.extend_from_slice(itoa::Buffer::new().format(change.id.0).as_bytes());
     line.extend_from_slice(b", \"comm\": ");
-    match change.holder.and_then(|h| comm(h.pid)) {
-        // Writing to a Vec cannot fail.
-        Some(comm) => write_str(line, comm).expect("writing to memory"),
+    match change.holder.and_then(|h| comm_json(h.pid)) {
+        Some(comm) => line.extend_from_slice(comm),
         None => line.extend_from_slice(b"null"),
     }
     line.extend_from_slice(b", \"from\": ");

@@ -45,53 +45,78 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// Runs the comparison `runs` times each way — alone and watched alternately, as the machine's
-/// speed drifts — and appends its section to the report.
+/// One churn run with a whole-system `fdid watch --json` running, its output read by a consumer
+/// thread: the run's time, the lines watch printed and the events it lost.
+fn time_watched(
+    fdid: &Path,
+    exe: &Path,
+    workers: u32,
+    rounds: u32,
+) -> Result<(Duration, u64, u64)> {
+    let mut watch = Command::new(fdid)
+        .args(["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting fdid watch")?;
+    let mut out = BufReader::new(watch.stdout.take().context("stdout")?);
+    let mut ready = String::new();
+    out.read_line(&mut ready)?;
+    if !ready.contains("\"ready\"") {
+        bail!("fdid watch: {ready}");
+    }
+    // Reading the lines on a thread of their own, as a consumer (`wc -l`) would: one buffer.
+    let reader = std::thread::spawn(move || {
+        let (mut count, mut line, mut last) = (0u64, String::new(), String::new());
+        while out.read_line(&mut line).is_ok_and(|n| n > 0) {
+            count += 1;
+            std::mem::swap(&mut line, &mut last);
+            line.clear();
+        }
+        (count, last)
+    });
+    let time = time_churn(exe, workers, rounds)?;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    watch.wait()?;
+    let (count, summary) = reader.join().expect("reader");
+    let summary: serde_json::Value = serde_json::from_str(&summary).context("the summary line")?;
+    let lost = summary["lost"].as_u64().context("lost in the summary")?;
+    Ok((time, count, lost))
+}
+
+/// Runs the comparison `runs` times — a run alone and a watched one side by side, in alternating
+/// order, as the machine's speed drifts — and appends its section to the report. The slowdown is
+/// the median of the pairs' ratios.
 pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
     let exe = std::env::current_exe()?;
     let (workers, rounds) = (4, 2000);
-    let (mut alone, mut watched) = (Vec::new(), Vec::new());
+    let (mut alone, mut watched, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut lines, mut lost) = (0u64, 0u64);
-    for _ in 0..runs {
-        alone.push(time_churn(&exe, workers, rounds)?);
-        let mut watch = Command::new(fdid)
-            .args(["watch", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting fdid watch")?;
-        let mut out = BufReader::new(watch.stdout.take().context("stdout")?).lines();
-        let ready = out.next().context("fdid watch printed nothing")??;
-        if !ready.contains("\"ready\"") {
-            bail!("fdid watch: {ready}");
-        }
-        // Reading the lines on a thread of their own, as a consumer would.
-        let reader = std::thread::spawn(move || {
-            let (mut count, mut last) = (0u64, String::new());
-            for line in out.map_while(Result::ok) {
-                count += 1;
-                last = line;
-            }
-            (count, last)
-        });
-        watched.push(time_churn(&exe, workers, rounds)?);
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
-        watch.wait()?;
-        let (count, summary) = reader.join().expect("reader");
-        let summary: serde_json::Value =
-            serde_json::from_str(&summary).context("the summary line")?;
+    for run in 0..runs {
+        let (time_alone, (time_watched, count, lost_now)) = if run % 2 == 0 {
+            let time_alone = time_churn(&exe, workers, rounds)?;
+            (time_alone, time_watched(fdid, &exe, workers, rounds)?)
+        } else {
+            let result = time_watched(fdid, &exe, workers, rounds)?;
+            (time_churn(&exe, workers, rounds)?, result)
+        };
+        ratios.push(time_watched.as_secs_f64() / time_alone.as_secs_f64());
+        alone.push(time_alone);
+        watched.push(time_watched);
         lines = count;
-        lost += summary["lost"].as_u64().context("lost in the summary")?;
+        lost += lost_now;
     }
     let alone = median(alone);
     let watched = median(watched);
-    let slowdown = watched.as_secs_f64() / alone.as_secs_f64() - 1.0;
+    ratios.sort_by(f64::total_cmp);
+    let slowdown = ratios[ratios.len() / 2] - 1.0;
     writeln!(
         report,
         "\n## fdid watch under churn\n\n{workers} workers × {rounds} rounds (pipe, socketpair, dup, \
          fork, SCM_RIGHTS to the child, exit, close), median of {runs} alternate runs; `fdid watch --json` on the \
-         whole system, its output read by a consumer thread.\n\n\
+         whole system, its output read by a consumer thread; the slowdown is the median of the \
+         {runs} pairs' ratios.\n\n\
          | | churn wall time | slowdown | watch lines (last run) | lost events (all runs) |\n\
          |---|---:|---:|---:|---:|\n\
          | alone | {:.2} s | | | |\n\
