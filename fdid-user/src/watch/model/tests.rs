@@ -195,6 +195,36 @@ fn exec_keeps_the_fds_without_close_on_exec_and_closes_the_others() {
 }
 
 #[test]
+fn a_clone_files_child_that_execs_keeps_a_copy_and_the_parent_its_own() {
+    let mut model = parent();
+    model.apply(&Event::Fork(WatchEvent {
+        aux: 1,
+        ..event(kind::FORK, 100, 200)
+    }));
+    let mut open = ExecFds {
+        max_fds: 64,
+        words: 1,
+        open_fds: [0; EXEC_FD_WORDS],
+    };
+    open.open_fds[0] = (1 << 3) | (1 << 4);
+    model.apply(&Event::Exec(event(kind::EXEC, 200, 0), Box::new(open)));
+    // From now on the two tables are apart: the parent's close is its own.
+    let closed = model.apply(&Event::Close(event(kind::CLOSE, 100, 3)));
+    assert_eq!(
+        summary(&closed),
+        [(ChangeKind::Gone, Via::Close, holder(100, 3), None)]
+    );
+    assert!(model.id_of(200, 3).is_some(), "the child's copy keeps fd 3");
+    // The parent is the last user of the old table: its exit ends its holders there.
+    let exit = model.apply(&Event::Exit(event(kind::EXIT, 100, 0)));
+    assert_eq!(
+        summary(&exit),
+        [(ChangeKind::Gone, Via::Exit, holder(100, 4), None)]
+    );
+    assert!(model.id_of(200, 4).is_some(), "and not the child's");
+}
+
+#[test]
 fn exit_ends_every_holder_of_the_process_but_not_of_a_table_it_shared() {
     let mut model = parent();
     model.apply(&Event::Fork(WatchEvent {
