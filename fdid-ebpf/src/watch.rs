@@ -8,8 +8,9 @@
 pub const EVENTS_MAP: &str = "FDID_EVENTS";
 /// Per-CPU count of events the programs could not write (ring buffer full).
 pub const LOST_MAP: &str = "FDID_LOST";
-/// The scope (a hash map, u32 → u32): empty, every process is followed; otherwise only the tgids it
-/// holds, and the entry at [`SCOPE_SETTINGS`] says how it grows.
+/// The scope (a hash map, u32 → u32), used when [`WatchConfig::scoped`] says so (otherwise every
+/// process is followed): only the tgids it holds, and the entry at [`SCOPE_SETTINGS`] says how it
+/// grows.
 pub const SCOPE_MAP: &str = "FDID_SCOPE";
 /// The key of the scope's settings entry (no process has tgid 0): its value is
 /// [`SCOPE_TREE`] when a forked child of a process in scope joins the scope (`--tree`), else 0.
@@ -19,7 +20,7 @@ pub const SCOPE_TREE: u32 = 1;
 pub const SCOPE_ENTRIES: u32 = 65_536;
 /// Thread → the call it is inside (close_range: what its exit needs).
 pub const CALLS_MAP: &str = "FDID_CALLS";
-/// Entries of [`CALLS_MAP`]: threads inside one of those calls at one time.
+/// Entries of [`CALLS_MAP`]: threads inside close_range at one time.
 pub const CALLS_ENTRIES: u32 = 16_384;
 /// Ring buffer size by default (bytes, a power of two).
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
