@@ -2,7 +2,7 @@
 //! end a summary — shares by kind and the provenance of each share that began while watching.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     io::{self, Write},
 };
 
@@ -13,6 +13,10 @@ use super::{
     tracer::Unfollowed,
 };
 use crate::{report::json::write_str, tree::OpenFileId};
+
+/// Stories of shares kept for the summary: a long watch of a busy machine forgets the oldest
+/// (about 6 MB).
+pub const PROVENANCE_KEPT: usize = 100_000;
 
 /// A share that began while watching, and what happened to it since.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,9 +53,12 @@ pub struct Printer<W: Write> {
     comms: HashMap<u32, Comm>,
     comm_of: Box<dyn Fn(u32) -> String>,
     shares: BTreeMap<Via, u64>,
-    provenance: Vec<Provenance>,
-    /// Index in `provenance` of each holder's share, while it lasts.
-    latest: HashMap<Holder, usize>,
+    /// The latest [`Printer::keep`] shares; `unlisted` earlier ones were let go.
+    provenance: VecDeque<Provenance>,
+    unlisted: u64,
+    keep: usize,
+    /// Number (counted from the first share, listed or not) of each holder's share, while it lasts.
+    latest: HashMap<Holder, u64>,
     /// The JSON line being made (kept to reuse its allocation).
     line: Vec<u8>,
 }
@@ -65,7 +72,9 @@ impl<W: Write> Printer<W> {
             comms: HashMap::default(),
             comm_of: Box::new(comm_of),
             shares: BTreeMap::new(),
-            provenance: Vec::new(),
+            provenance: VecDeque::new(),
+            unlisted: 0,
+            keep: PROVENANCE_KEPT,
             latest: HashMap::default(),
             line: Vec::new(),
         }
@@ -205,8 +214,13 @@ impl<W: Write> Printer<W> {
         match change.kind {
             ChangeKind::Share => {
                 *self.shares.entry(change.via).or_default() += 1;
-                self.latest.insert(holder, self.provenance.len());
-                self.provenance.push(Provenance {
+                if self.provenance.len() == self.keep {
+                    self.provenance.pop_front();
+                    self.unlisted += 1;
+                }
+                let number = self.unlisted + self.provenance.len() as u64;
+                self.latest.insert(holder, number);
+                self.provenance.push_back(Provenance {
                     holder,
                     id: change.id,
                     via: change.via,
@@ -216,27 +230,40 @@ impl<W: Write> Printer<W> {
                 });
             }
             ChangeKind::Kept | ChangeKind::Gone => {
-                if let Some(&index) = self.latest.get(&holder)
-                    && self.provenance[index].id == change.id
+                let listed = self
+                    .latest
+                    .get(&holder)
+                    .and_then(|&number| number.checked_sub(self.unlisted))
+                    .map(|index| index as usize);
+                if let Some(share) = listed.and_then(|index| self.provenance.get_mut(index))
+                    && share.id == change.id
                 {
-                    let share = &mut self.provenance[index];
                     if change.via == Via::Exec {
                         share.exec = Some(change.kind == ChangeKind::Kept);
                     }
                     if change.kind == ChangeKind::Gone {
                         share.ended = Some(change.via);
-                        // Its story is told: only shares still held are looked up.
-                        self.latest.remove(&holder);
                     }
+                }
+                if change.kind == ChangeKind::Gone {
+                    // Its story is told: only shares still held are looked up.
+                    self.latest.remove(&holder);
                 }
             }
             ChangeKind::New | ChangeKind::Released => {}
         }
     }
 
-    /// The shares that began while watching.
-    pub fn provenance(&self) -> &[Provenance] {
+    /// The shares that began while watching (the latest [`PROVENANCE_KEPT`]).
+    pub fn provenance(&self) -> &VecDeque<Provenance> {
         &self.provenance
+    }
+
+    /// Keeps the stories of the latest `shares` shares only (tests).
+    #[cfg(test)]
+    pub fn keep(mut self, shares: usize) -> Self {
+        self.keep = shares;
+        self
     }
 
     /// The closing summary.
@@ -283,7 +310,11 @@ impl<W: Write> Printer<W> {
                     None => write!(self.out, "null}}")?,
                 }
             }
-            write!(self.out, "], \"lost\": {lost}, \"unfollowed\": ")?;
+            write!(
+                self.out,
+                "], \"unlisted\": {}, \"lost\": {lost}, \"unfollowed\": ",
+                self.unlisted
+            )?;
             write_unfollowed(&mut self.out, unfollowed)?;
             writeln!(self.out, "}}")?;
         } else {
@@ -298,6 +329,14 @@ impl<W: Write> Printer<W> {
                 if kinds.is_empty() { "" } else { ": " },
                 kinds.join(", ")
             )?;
+            if self.unlisted > 0 {
+                writeln!(
+                    self.out,
+                    "  ({} earlier ones not listed: the latest {} are)",
+                    self.unlisted,
+                    self.provenance.len()
+                )?;
+            }
             for share in &provenance {
                 let comm = self.comm(share.holder.pid);
                 let mut story = vec![share_reason(share.via).to_owned()];

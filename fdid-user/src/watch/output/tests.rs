@@ -106,3 +106,39 @@ fn a_process_no_event_named_is_named_by_the_lookup() {
     p.change(&change).unwrap();
     assert!(text(p).starts_with("proc7(7) fd 2 now shares"));
 }
+
+#[test]
+fn a_long_watch_keeps_the_latest_stories_and_says_how_many_it_let_go() {
+    let mut p = printer(true).keep(2);
+    let at = |fd| {
+        let mut change = share(Via::Dup, Some(Holder { pid: 4243, fd: 3 }));
+        change.holder = Some(Holder { pid: 4243, fd });
+        change
+    };
+    for fd in [10, 11, 12] {
+        p.change(&at(fd)).unwrap();
+    }
+    // The end of the forgotten share (fd 10) touches none of the listed ones; fd 12's is its own.
+    for fd in [10, 12] {
+        p.change(&Change {
+            kind: ChangeKind::Gone,
+            via: Via::Close,
+            ..at(fd)
+        })
+        .unwrap();
+    }
+    let listed: Vec<(u32, Option<Via>)> = p
+        .provenance()
+        .iter()
+        .map(|share| (share.holder.fd, share.ended))
+        .collect();
+    assert_eq!(listed, [(11, None), (12, Some(Via::Close))]);
+    p.summary(9, 0, &[]).unwrap();
+    let out = text(p);
+    let summary = out.lines().last().unwrap();
+    assert!(summary.contains("\"shares\": {\"dup\": 3}"), "{summary}");
+    assert!(
+        summary.contains("\"unlisted\": 1, \"lost\": 0"),
+        "{summary}"
+    );
+}
