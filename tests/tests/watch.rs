@@ -213,12 +213,14 @@ fn fds_passed_by_many_senders_at_once_are_each_traced_to_their_own_sender() {
     scenario.say("go");
     scenario.later_fact("done");
     let events = stop(watcher, lines);
-    assert_eq!(events.last().expect("a summary")["lost"], 0);
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["lost"], 0, "the ring buffer kept up");
+    let skipped = summary["skipped"].as_u64().expect("skipped");
 
     let mut parent_of = HashMap::new();
     // The latest description each (process, fd) was given by a dup.
     let mut dup_at = HashMap::new();
-    let mut receipts = 0;
+    let (mut receipts, mut wrong) = (0u64, Vec::new());
     for event in events.iter().filter(|e| e["event"] == "share") {
         let from = &event["from"];
         let from = (from["pid"].as_u64(), from["fd"].as_u64());
@@ -232,18 +234,37 @@ fn fds_passed_by_many_senders_at_once_are_each_traced_to_their_own_sender() {
             Some("scm_rights") => {
                 receipts += 1;
                 let (child, _) = holder(event);
-                let (Some(sender), Some(fd)) = from else {
-                    panic!("a receipt from an unknown sender: {event}");
+                let traced = match from {
+                    (Some(sender), Some(fd)) => {
+                        parent_of.get(&child) == Some(&sender)
+                            && dup_at.get(&(sender, fd)) == Some(&event["id"].as_u64())
+                    }
+                    _ => false,
                 };
-                assert_eq!(Some(&sender), parent_of.get(&child), "{event}");
-                assert_eq!(
-                    dup_at.get(&(sender, fd)),
-                    Some(&event["id"].as_u64()),
-                    "{event}"
-                );
+                if !traced {
+                    wrong.push(event.to_string());
+                }
             }
             _ => {}
         }
     }
-    assert_eq!(receipts, 4 * 1000, "each receipt reported once");
+    assert!(receipts <= 4 * 1000, "a receipt reported twice");
+    let missing = 4 * 1000 - receipts;
+    if skipped == 0 {
+        assert_eq!(
+            wrong,
+            Vec::<String>::new(),
+            "receipts not traced to their sender"
+        );
+        assert_eq!(receipts, 4 * 1000, "each receipt reported once");
+    } else {
+        // A kernel that skipped some runs of the programs (preemptible syscall tracepoints, as
+        // Debian's 7.x) and said so: each unseen syscall leaves at most one receipt untraced or
+        // unreported.
+        eprintln!(
+            "{skipped} program runs skipped here: {} receipts untraced, {missing} unreported",
+            wrong.len()
+        );
+        assert!(wrong.len() as u64 + missing <= skipped, "{wrong:?}");
+    }
 }

@@ -480,7 +480,7 @@ pub fn hash_key(options: &BpfOptions) -> Result<[u64; 2], BpfError> {
 
 /// The `bpf(2)` commands for an iterator link with the kernel's pid filter, which aya (0.16) cannot
 /// make: its `Iter::attach` passes no `bpf_iter_link_info`.
-mod sys;
+pub(crate) mod sys;
 
 #[cfg(test)]
 mod tests {

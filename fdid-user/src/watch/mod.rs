@@ -188,8 +188,10 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     if !stream.apply_all(&events)? {
         return Ok(());
     }
-    let lost = tracer.lost();
-    ok(stream.printer.summary(now_ns(), lost, &tracer.unfollowed))?;
+    let (lost, skipped) = (tracer.lost(), tracer.skipped());
+    ok(stream
+        .printer
+        .summary(now_ns(), lost, skipped, &tracer.unfollowed))?;
     drop(tracer);
     Ok(())
 }

@@ -271,6 +271,7 @@ impl<W: Write> Printer<W> {
         &mut self,
         time_ns: u64,
         lost: u64,
+        skipped: u64,
         unfollowed: &[Unfollowed],
     ) -> io::Result<()> {
         let total: u64 = self.shares.values().sum();
@@ -312,7 +313,7 @@ impl<W: Write> Printer<W> {
             }
             write!(
                 self.out,
-                "], \"unlisted\": {}, \"lost\": {lost}, \"unfollowed\": ",
+                "], \"unlisted\": {}, \"lost\": {lost}, \"skipped\": {skipped}, \"unfollowed\": ",
                 self.unlisted
             )?;
             write_unfollowed(&mut self.out, unfollowed)?;
@@ -362,6 +363,13 @@ impl<W: Write> Printer<W> {
                 )?;
             }
             writeln!(self.out, "{lost} events lost")?;
+            if skipped > 0 {
+                writeln!(
+                    self.out,
+                    "{skipped} syscalls or scheduler events unseen: the kernel skipped its tracing \
+                     program while another run of it was preempted on that CPU"
+                )?;
+            }
         }
         self.out.flush()
     }

@@ -11,7 +11,9 @@ use fdid_ebpf::watch::{
     Attach, EVENTS_MAP, LOST_MAP, PROGRAMS, Program, SCOPE_MAP, SCOPE_SETTINGS, SCOPE_TREE,
 };
 
-use crate::collect::bpf::{BpfCollector, BpfError, BpfOptions};
+use std::os::fd::AsFd as _;
+
+use crate::collect::bpf::{BpfCollector, BpfError, BpfOptions, sys::recursion_misses};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracerError {
@@ -59,6 +61,8 @@ pub struct Tracer {
     /// The object the programs and maps belong to: dropping it detaches and frees them.
     _object: BpfCollector,
     lost: PerCpuArray<MapData, u64>,
+    /// The attached programs, whose runs the kernel may skip (see [`Tracer::lost`]).
+    programs: Vec<std::os::fd::OwnedFd>,
     pub unfollowed: Vec<Unfollowed>,
 }
 
@@ -74,8 +78,18 @@ impl Tracer {
             .map_err(TracerError::Btf)?;
         let ebpf = collector.ebpf_mut();
         let mut unfollowed = Vec::new();
+        let mut programs = Vec::new();
         for program in &PROGRAMS {
-            if let Err(error) = attach_one(ebpf, &btf, program) {
+            let attached = attach_one(ebpf, &btf, program);
+            if attached.is_ok()
+                && let Some(fd) = ebpf
+                    .program(program.name)
+                    .and_then(|found| found.fd().ok())
+                    .and_then(|fd| fd.as_fd().try_clone_to_owned().ok())
+            {
+                programs.push(fd);
+            }
+            if let Err(error) = attached {
                 let target = program.target;
                 if program.essential {
                     return Err(TracerError::Essential {
@@ -137,6 +151,7 @@ impl Tracer {
             Self {
                 _object: collector,
                 lost,
+                programs,
                 unfollowed,
             },
             events,
@@ -149,6 +164,16 @@ impl Tracer {
             .get(&0, 0)
             .map(|values| values.iter().sum())
             .unwrap_or(0)
+    }
+
+    /// Runs of a program the kernel skipped because it was already running on that CPU, so far:
+    /// on kernels whose syscall tracepoints are preemptible, another task's syscall while one is
+    /// preempted inside the program goes unseen.
+    pub fn skipped(&self) -> u64 {
+        self.programs
+            .iter()
+            .filter_map(|fd| recursion_misses(fd.as_fd()).ok())
+            .sum()
     }
 }
 

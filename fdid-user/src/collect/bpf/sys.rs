@@ -74,3 +74,40 @@ pub fn iter_create(link: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
     };
     bpf(BPF_ITER_CREATE, &mut attr)
 }
+
+/// `BPF_OBJ_GET_INFO_BY_FD`.
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The `info` member of `union bpf_attr` (uapi).
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// How often the kernel skipped `program` because it was already running on that CPU
+/// (`bpf_prog_info.recursion_misses`, 5.12+; 0 where the kernel does not count).
+pub fn recursion_misses(program: BorrowedFd<'_>) -> std::io::Result<u64> {
+    // SAFETY: bpf_prog_info is plain integers and pointers-as-integers; all zeroes is valid.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoAttr {
+        bpf_fd: program.as_raw_fd() as u32,
+        info_len: size_of::<aya_obj::generated::bpf_prog_info>() as u32,
+        info: std::ptr::from_mut(&mut info) as u64,
+    };
+    // SAFETY: `attr` is the command's repr(C) attr; `info` is ours and `info_len` bytes long. The
+    // command returns 0 or -1, no fd.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            std::ptr::from_mut(&mut attr),
+            size_of::<InfoAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(info.recursion_misses)
+}

@@ -81,7 +81,7 @@ fn the_summary_counts_shares_by_kind_and_tells_each_ones_story() {
     .unwrap();
     assert_eq!(p.provenance()[0].exec, Some(true), "kept across exec");
     assert_eq!(p.provenance()[1].ended, Some(Via::Close));
-    p.summary(9, 0, &[]).unwrap();
+    p.summary(9, 0, 0, &[]).unwrap();
     let out = text(p);
     let summary = out.lines().last().unwrap();
     assert!(
@@ -133,7 +133,7 @@ fn a_long_watch_keeps_the_latest_stories_and_says_how_many_it_let_go() {
         .map(|share| (share.holder.fd, share.ended))
         .collect();
     assert_eq!(listed, [(11, None), (12, Some(Via::Close))]);
-    p.summary(9, 0, &[]).unwrap();
+    p.summary(9, 0, 0, &[]).unwrap();
     let out = text(p);
     let summary = out.lines().last().unwrap();
     assert!(summary.contains("\"shares\": {\"dup\": 3}"), "{summary}");
