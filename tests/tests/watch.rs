@@ -15,6 +15,11 @@ use serde_json::Value;
 
 const SCENARIO: &str = env!("CARGO_BIN_EXE_fdid-scenario");
 
+/// One watch at a time: each attaches to every syscall of the machine, and one test's workload
+/// should not run while the other's programs are being switched on (the kernel patches its code
+/// then; under emulation, the guests have hung or oopsed there when the two overlapped).
+static ONE_WATCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `fdid watch --json ARGS`, once its `ready` line is out; `None` (skip) only outside CI where BPF
 /// obviously cannot work.
 fn watch(args: &[&str]) -> Option<(Child, std::io::Lines<BufReader<std::process::ChildStdout>>)> {
@@ -90,6 +95,9 @@ fn holder(event: &Value) -> (u64, u64) {
 
 #[test]
 fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() {
+    let _one = ONE_WATCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut scenario = Scenario::start(SCENARIO, &["provenance"]);
     let parent = u64::from(scenario.pid());
     let pid = parent.to_string();
@@ -203,6 +211,9 @@ fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() 
 
 #[test]
 fn fds_passed_by_many_senders_at_once_are_each_traced_to_their_own_sender() {
+    let _one = ONE_WATCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Four workers at once, each passing a dup of a pipe end to its own child 1000 times: every
     // receipt must name the worker that sent it, and its fd, however the sends interleave.
     let mut scenario = Scenario::start(SCENARIO, &["senders", "4"]);
