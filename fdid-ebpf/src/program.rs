@@ -109,6 +109,14 @@ fn zero_socket_record(socket: &mut SocketRecord) {
     }
 }
 
+/// Copies `len` bytes of kernel memory at `address` to `destination`.
+#[inline(always)]
+fn read_into(destination: *mut u8, len: u32, address: u64) -> bool {
+    // SAFETY: bpf_probe_read_kernel checks the source itself; callers pass a destination with room for
+    // `len` bytes.
+    unsafe { bpf_probe_read_kernel(destination.cast(), len, address as *const c_void) == 0 }
+}
+
 /// Copies a pointer-sized kernel value as a number, for hashing.
 #[inline(always)]
 fn read_word(address: *const c_void) -> Option<u64> {

@@ -4,10 +4,9 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use fdid_ebpf::{SOCKET_PATH_IS_PEERS, SocketRecord};
 
-use super::{read_u32, read_word};
+use super::{read_into, read_u32, read_word};
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -16,14 +15,6 @@ const AF_INET6: u16 = 10;
 const SUN_FAMILY_SIZE: u32 = 2;
 /// `sizeof(sockaddr_un.sun_path)`.
 const SUN_PATH_MAX: u32 = 108;
-
-/// Copies `len` bytes of kernel memory at `address` to `destination`.
-#[inline(always)]
-fn read_into(destination: *mut u8, len: u32, address: u64) -> bool {
-    // SAFETY: bpf_probe_read_kernel checks the source itself; callers pass a destination with room for
-    // `len` bytes.
-    unsafe { bpf_probe_read_kernel(destination.cast(), len, address as *const c_void) == 0 }
-}
 
 #[inline(always)]
 fn read_u16(address: u64) -> u16 {

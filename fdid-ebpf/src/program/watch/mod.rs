@@ -17,7 +17,7 @@ use core::{ffi::c_void, mem::MaybeUninit, ptr::read_volatile};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user,
-        generated::{self, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel},
+        generated::{self, bpf_get_current_task, bpf_ktime_get_ns},
     },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -30,7 +30,7 @@ use fdid_ebpf::{
     },
 };
 
-use super::{load, read_u32, read_word};
+use super::{load, read_into, read_u32, read_word};
 
 #[map]
 static FDID_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
@@ -57,7 +57,7 @@ mod sched;
 mod syscalls;
 mod task;
 
-use task::{current_fdt, describe, file_at, hash};
+use task::{current_fdt, describe, file_at, hash, typed_current};
 
 // ----- events -----
 
@@ -108,13 +108,9 @@ fn fill_event(event: *mut WatchEvent, kind: u8) {
 /// the typed task where the kernel gives one; else the helper's, the calling thread's name.
 #[inline(always)]
 fn current_comm() -> [u8; 16] {
-    if config!(offsets.watch.current_task_btf) == 0 {
+    let Some(task) = typed_current() else {
         return bpf_get_current_comm().unwrap_or([0; 16]);
-    }
-    // SAFETY: no preconditions; the verifier types the result (struct task_struct *).
-    let task = unsafe { generated::bpf_get_current_task_btf() }
-        .cast_const()
-        .cast::<u8>();
+    };
     let (leader_at, comm_at) = (
         config!(offsets.task_group_leader),
         config!(offsets.watch.task_comm),

@@ -19,22 +19,20 @@ impl<const WORDS: usize> Span<WORDS> {
     fn around(base: u64, offsets: &[u32]) -> Self {
         let start = offsets.iter().copied().min().unwrap_or(0) & !7;
         let mut words = MaybeUninit::<[u64; WORDS]>::uninit();
-        // SAFETY: bpf_probe_read_kernel checks the source itself; the destination is our array,
-        // which it fills (or zeroes, when the read fails): no zeroing before, which would cost a
-        // call to memset.
-        let (rc, words) = unsafe {
-            let rc = bpf_probe_read_kernel(
-                words.as_mut_ptr().cast(),
-                (WORDS * 8) as u32,
-                (base + u64::from(start)) as *const c_void,
-            );
-            (rc, words.assume_init())
-        };
+        // bpf_probe_read_kernel fills the array (or zeroes it, when the read fails): no zeroing
+        // before, which would cost a call to memset.
+        let read = read_into(
+            words.as_mut_ptr().cast(),
+            (WORDS * 8) as u32,
+            base + u64::from(start),
+        );
+        // SAFETY: written by the helper either way, as above.
+        let words = unsafe { words.assume_init() };
         Self {
             base,
             start,
             words,
-            read: rc == 0,
+            read,
         }
     }
 
@@ -62,17 +60,28 @@ impl<const WORDS: usize> Span<WORDS> {
     }
 }
 
+/// `current` as a typed pointer (`struct task_struct *`), where the kernel gives one (5.11+,
+/// `bpf_get_current_task_btf`): its members are then loaded directly instead of with probe reads.
+/// On older kernels the config says no and the verifier drops the call as dead code.
+#[inline(always)]
+pub(super) fn typed_current() -> Option<*const u8> {
+    if config!(offsets.watch.current_task_btf) == 0 {
+        return None;
+    }
+    // SAFETY: no preconditions; the verifier types the result.
+    Some(
+        unsafe { generated::bpf_get_current_task_btf() }
+            .cast_const()
+            .cast::<u8>(),
+    )
+}
+
 /// The current process's fd table: (`max_fds`, the `fd` array, the `open_fds` bitmap), as numbers.
 #[inline(always)]
 pub(super) fn current_fdt() -> Option<(u32, u64, u64)> {
-    if config!(offsets.watch.current_task_btf) != 0 {
-        // Where the kernel has it (5.11+), `current` as a typed pointer: task, files and fdtable
-        // are then loaded directly (cheap, checked against BTF) and only the fd array needs a probe
-        // read.
-        // SAFETY: no preconditions; the verifier types the result (struct task_struct *).
-        let task = unsafe { generated::bpf_get_current_task_btf() }
-            .cast_const()
-            .cast::<u8>();
+    if let Some(task) = typed_current() {
+        // Task, files and fdtable loaded directly (cheap, checked against BTF); only the fd array
+        // needs a probe read.
         let (task_files, files_fdt) = (
             config!(offsets.task_files),
             config!(offsets.watch.files_fdt),
