@@ -32,6 +32,19 @@ fn install(pid: u32, fd: u32, hash: u64, via: u8, aux: u32) -> Event {
     })
 }
 
+/// What an exec event says stayed open: `fds` (below 64) of a 64-fd table.
+fn still_open_after_exec(fds: &[u32]) -> ExecFds {
+    let mut open = ExecFds {
+        max_fds: 64,
+        words: 1,
+        open_fds: [0; EXEC_FD_WORDS],
+    };
+    for fd in fds {
+        open.open_fds[0] |= 1 << fd;
+    }
+    open
+}
+
 fn holder(pid: u32, fd: u32) -> Option<Holder> {
     Some(Holder { pid, fd })
 }
@@ -177,12 +190,7 @@ fn a_new_description_gets_the_id_a_later_survey_gives_it() {
 #[test]
 fn exec_keeps_the_fds_without_close_on_exec_and_closes_the_others() {
     let mut model = parent();
-    let mut open = ExecFds {
-        max_fds: 64,
-        words: 1,
-        open_fds: [0; EXEC_FD_WORDS],
-    };
-    open.open_fds[0] = 1 << 3;
+    let open = still_open_after_exec(&[3]);
     let changes = model.apply(&Event::Exec(event(kind::EXEC, 100, 0), Box::new(open)));
     assert_eq!(
         summary(&changes),
@@ -201,12 +209,7 @@ fn a_clone_files_child_that_execs_keeps_a_copy_and_the_parent_its_own() {
         aux: 1,
         ..event(kind::FORK, 100, 200)
     }));
-    let mut open = ExecFds {
-        max_fds: 64,
-        words: 1,
-        open_fds: [0; EXEC_FD_WORDS],
-    };
-    open.open_fds[0] = (1 << 3) | (1 << 4);
+    let open = still_open_after_exec(&[3, 4]);
     model.apply(&Event::Exec(event(kind::EXEC, 200, 0), Box::new(open)));
     // From now on the two tables are apart: the parent's close is its own.
     let closed = model.apply(&Event::Close(event(kind::CLOSE, 100, 3)));
