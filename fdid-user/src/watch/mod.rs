@@ -164,7 +164,9 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut guard = ready.map_err(WatchError::Ring)?;
-                // Cleared before reading: data that comes meanwhile wakes the next wait.
+                // The programs write without waking the reader (the timer below reads), so this
+                // fires only if one ever asks for a wakeup. Cleared before reading: data that
+                // comes meanwhile wakes the next wait.
                 guard.clear_ready();
                 drain(&mut guard.get_inner_mut().0, &mut events)?;
             }

@@ -61,7 +61,7 @@ pub struct Tracer {
     /// The object the programs and maps belong to: dropping it detaches and frees them.
     _object: BpfCollector,
     lost: PerCpuArray<MapData, u64>,
-    /// The attached programs, whose runs the kernel may skip (see [`Tracer::lost`]).
+    /// The attached programs, whose runs the kernel may skip (see [`Tracer::skipped`]).
     programs: Vec<std::os::fd::OwnedFd>,
     pub unfollowed: Vec<Unfollowed>,
 }
