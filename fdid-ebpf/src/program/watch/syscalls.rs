@@ -14,14 +14,23 @@ fn action(nr: u64) -> u8 {
 /// Whether the current task makes compat (32-bit) syscalls, whose numbers mean other calls.
 #[inline(always)]
 fn compat() -> bool {
-    let mask = config!(offsets.watch.compat_mask);
+    let (mask, offset) = (
+        config!(offsets.watch.compat_mask),
+        config!(offsets.watch.task_compat),
+    );
     if mask == 0 {
         return false;
     }
-    // SAFETY: no preconditions; the task is only read through bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() };
-    read_u32((task + u64::from(config!(offsets.watch.task_compat))) as *const c_void)
-        .is_none_or(|word| word & mask != 0)
+    let word = match typed_current() {
+        // SAFETY: a typed task pointer; a frozen offset inside `thread_info`'s flag word.
+        Some(task) => Some(unsafe { load::<u32>(task, offset) }),
+        None => {
+            // SAFETY: no preconditions; the task is only read through bpf_probe_read_kernel.
+            let task = unsafe { bpf_get_current_task() };
+            read_u32((task + u64::from(offset)) as *const c_void)
+        }
+    };
+    word.is_none_or(|word| word & mask != 0)
 }
 
 /// A syscall's registers (`struct pt_regs`, typed): its arguments and number.
