@@ -61,7 +61,12 @@ impl Regs {
 #[unsafe(link_section = "tp_btf/sys_enter")]
 pub extern "C" fn fdid_sys_enter(ctx: *mut c_void) -> i32 {
     let action = action(arg_word(ctx, 1));
-    if action == syscall::NONE || compat() {
+    // Most calls in the table are seen at their exit only: nothing more to look at here.
+    if !matches!(
+        action,
+        syscall::CLOSE | syscall::CLOSE_RANGE | syscall::SENDMSG
+    ) || compat()
+    {
         return 0;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
