@@ -119,11 +119,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     drain(&mut ring.get_mut().0, &mut early)?;
 
     let mut model = Model::from_survey(&survey);
-    let mut printer = Printer::new(
-        std::io::BufWriter::with_capacity(1 << 16, out),
-        options.json,
-        crate::proc::comm,
-    );
+    let mut printer = Printer::new(out, options.json, crate::proc::comm);
     let mut stream = Stream {
         model: &mut model,
         printer: &mut printer,

@@ -46,9 +46,15 @@ impl Comm {
     }
 }
 
+/// Bytes gathered before they are written out in the middle of a batch.
+const WRITE_AT: usize = 1 << 18;
+
 /// Prints changes as they come and keeps what the summary needs.
 pub struct Printer<W: Write> {
-    out: W,
+    /// Where the lines go, written to in large pieces.
+    sink: W,
+    /// Lines not yet written to `sink`: each line is made here, in place.
+    out: Vec<u8>,
     json: bool,
     comms: HashMap<u32, Comm>,
     comm_of: Box<dyn Fn(u32) -> String>,
@@ -59,15 +65,14 @@ pub struct Printer<W: Write> {
     keep: usize,
     /// Number (counted from the first share, listed or not) of each holder's share, while it lasts.
     latest: HashMap<Holder, u64>,
-    /// The JSON line being made (kept to reuse its allocation).
-    line: Vec<u8>,
 }
 
 impl<W: Write> Printer<W> {
     /// `comm_of` names a process the events have not named yet.
-    pub fn new(out: W, json: bool, comm_of: impl Fn(u32) -> String + 'static) -> Self {
+    pub fn new(sink: W, json: bool, comm_of: impl Fn(u32) -> String + 'static) -> Self {
         Self {
-            out,
+            sink,
+            out: Vec::with_capacity(WRITE_AT + (1 << 12)),
             json,
             comms: HashMap::default(),
             comm_of: Box::new(comm_of),
@@ -76,7 +81,6 @@ impl<W: Write> Printer<W> {
             unlisted: 0,
             keep: PROVENANCE_KEPT,
             latest: HashMap::default(),
-            line: Vec::new(),
         }
     }
 
@@ -139,12 +143,24 @@ impl<W: Write> Printer<W> {
                 )?;
             }
         }
-        self.out.flush()
+        self.flush()
     }
 
     /// Writes out what is buffered (after each batch of events).
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.sink.write_all(&self.out)?;
+        self.out.clear();
+        self.sink.flush()
+    }
+
+    /// Writes out what is buffered once there is much of it (in the middle of a batch).
+    fn write_if_full(&mut self) -> io::Result<()> {
+        if self.out.len() < WRITE_AT {
+            return Ok(());
+        }
+        self.sink.write_all(&self.out)?;
+        self.out.clear();
+        Ok(())
     }
 
     /// Prints one change and notes it for the summary (buffered: see [`Printer::flush`]).
@@ -155,11 +171,10 @@ impl<W: Write> Printer<W> {
             if let Some(h) = holder {
                 self.know_comm(h.pid);
             }
-            self.line.clear();
-            write_change_json(&mut self.line, change, |pid| {
+            write_change_json(&mut self.out, change, |pid| {
                 self.comms.get(&pid).map(|comm| comm.json.as_slice())
             });
-            return self.out.write_all(&self.line);
+            return self.write_if_full();
         }
         let comm = holder.map(|h| self.comm(h.pid));
         let from_comm = change.from.map(|h| self.comm(h.pid));
@@ -188,7 +203,8 @@ impl<W: Write> Printer<W> {
             }
             ChangeKind::Released => format!("{id} released (its last reference went)"),
         };
-        writeln!(self.out, "{line}")
+        writeln!(self.out, "{line}")?;
+        self.write_if_full()
     }
 
     /// Says that the ring buffer overflowed: `count` events lost so far.
@@ -204,7 +220,7 @@ impl<W: Write> Printer<W> {
                 "{count} events lost so far (the ring buffer was full): what follows may be incomplete"
             )?;
         }
-        self.out.flush()
+        self.flush()
     }
 
     fn note(&mut self, change: &Change) {
@@ -371,7 +387,7 @@ impl<W: Write> Printer<W> {
                 )?;
             }
         }
-        self.out.flush()
+        self.flush()
     }
 }
 

@@ -20,8 +20,34 @@ fn share(via: Via, from: Option<Holder>) -> Change {
     }
 }
 
-fn text(printer: Printer<Vec<u8>>) -> String {
-    String::from_utf8(printer.out).unwrap()
+fn text(mut printer: Printer<Vec<u8>>) -> String {
+    printer.flush().unwrap();
+    String::from_utf8(printer.sink).unwrap()
+}
+
+#[test]
+fn a_long_batch_is_written_out_in_whole_lines_before_it_ends_and_nothing_twice() {
+    let mut p = printer(true);
+    let lines = 2 * WRITE_AT / 100;
+    for fd in 0..lines as u32 {
+        let mut change = share(Via::Dup, None);
+        change.holder = Some(Holder { pid: 4243, fd });
+        p.change(&change).unwrap();
+    }
+    let written = String::from_utf8(p.sink.clone()).unwrap();
+    assert!(!written.is_empty(), "written before the batch's flush");
+    assert!(written.ends_with('\n'), "in whole lines");
+    let all = text(p);
+    assert!(all.starts_with(&written));
+    let fds: Vec<u64> = all
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["fd"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(fds, (0..lines as u64).collect::<Vec<_>>());
 }
 
 #[test]
