@@ -16,6 +16,7 @@
 
 mod json_check;
 mod ordinary;
+mod reader;
 mod watch;
 
 use std::{
@@ -593,6 +594,7 @@ fn main() -> std::process::ExitCode {
         Some("raw-walk") => raw_walk(),
         Some("measure") => measure_child(&args[2..]),
         Some("churn") => watch::churn(&args[2..]),
+        Some("reader") => reader::run(&args[2..]),
         Some("watch") => parse_options().and_then(|options| {
             let mut report = String::new();
             watch::section(&options.fdid, options.runs, &mut report)?;
