@@ -35,14 +35,16 @@ pub struct Provenance {
 struct Comm {
     name: String,
     json: Vec<u8>,
+    /// As the programs said it (NUL-padded), to tell at a glance that an event says the same.
+    raw: [u8; 16],
 }
 
 impl Comm {
-    fn new(name: String) -> Self {
+    fn new(name: String, raw: [u8; 16]) -> Self {
         let mut json = Vec::new();
         // Writing to a Vec cannot fail.
         write_str(&mut json, &name).expect("writing to memory");
-        Self { name, json }
+        Self { name, json, raw }
     }
 }
 
@@ -85,20 +87,23 @@ impl<W: Write> Printer<W> {
     }
 
     /// What an event said a process is called (its comm at that moment).
-    pub fn learn_comm(&mut self, pid: u32, comm: &[u8; 16]) {
-        let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-        let comm = &comm[..end];
+    pub fn learn_comm(&mut self, pid: u32, raw: &[u8; 16]) {
+        // Mostly the name it had, said the same way.
+        if self.comms.get(&pid).is_some_and(|known| known.raw == *raw) {
+            return;
+        }
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let comm = &raw[..end];
         if comm.is_empty() {
             return;
         }
-        // Mostly the name it had: no allocation then.
-        if self
-            .comms
-            .get(&pid)
-            .is_none_or(|known| known.name.as_bytes() != comm)
-        {
-            self.comms
-                .insert(pid, Comm::new(String::from_utf8_lossy(comm).into_owned()));
+        match self.comms.get_mut(&pid) {
+            // Named by /proc before: the same name, now known as the programs say it.
+            Some(known) if known.name.as_bytes() == comm => known.raw = *raw,
+            _ => {
+                let name = String::from_utf8_lossy(comm).into_owned();
+                self.comms.insert(pid, Comm::new(name, *raw));
+            }
         }
     }
 
@@ -106,7 +111,7 @@ impl<W: Write> Printer<W> {
     fn know_comm(&mut self, pid: u32) {
         if !self.comms.contains_key(&pid) {
             let comm = (self.comm_of)(pid);
-            self.comms.insert(pid, Comm::new(comm));
+            self.comms.insert(pid, Comm::new(comm, [0; 16]));
         }
     }
 

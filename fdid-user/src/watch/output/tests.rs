@@ -168,3 +168,32 @@ fn a_long_watch_keeps_the_latest_stories_and_says_how_many_it_let_go() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_process_is_named_as_the_latest_event_says_and_by_proc_until_one_does() {
+    let mut p = printer(true);
+    let mut change = share(Via::Fork, None);
+    p.change(&change).unwrap();
+    p.learn_comm(4243, b"sleep\0\0\0\0\0\0\0\0\0\0\0");
+    p.change(&change).unwrap();
+    p.learn_comm(4243, b"sleep\0\0\0\0\0\0\0\0\0\0\0");
+    p.change(&change).unwrap();
+    // Never named by an event: /proc's name, then the events'.
+    change.holder = Some(Holder { pid: 4244, fd: 5 });
+    p.change(&change).unwrap();
+    p.learn_comm(4244, b"proc4244\0\0\0\0\0\0\0\0");
+    p.change(&change).unwrap();
+    p.learn_comm(4244, b"bash\0\0\0\0\0\0\0\0\0\0\0\0");
+    p.change(&change).unwrap();
+    let comms: Vec<String> = text(p)
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            line["comm"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        comms,
+        ["python3", "sleep", "sleep", "proc4244", "proc4244", "bash"]
+    );
+}
