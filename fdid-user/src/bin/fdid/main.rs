@@ -204,7 +204,7 @@ fn grow_pipe(out: &std::fs::File) {
     // pipe and change nothing else.
     unsafe {
         let now = libc::fcntl(fd, libc::F_GETPIPE_SZ);
-        if now >= 0 && now < PIPE_BYTES {
+        if (0..PIPE_BYTES).contains(&now) {
             libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES);
         }
     }
