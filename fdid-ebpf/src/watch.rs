@@ -203,6 +203,10 @@ pub mod syscall {
     pub const CLOSE: u8 = 9;
     /// close_range(first, last, flags).
     pub const CLOSE_RANGE: u8 = 10;
+    /// bpf(cmd, attr, size): a new fd for the commands that make one (maps, programs, links…).
+    pub const BPF: u8 = 11;
+    /// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER…): a new listener fd.
+    pub const SECCOMP: u8 = 12;
 }
 
 /// What `fdid watch`'s programs need besides offsets, in the read-only config.

@@ -86,6 +86,26 @@ fn wait_until_blocked_in(pid: u32, nr: libc::c_long) {
     }
 }
 
+/// A survey of `pid`'s tree taken now: each holder's description id.
+fn surveyed(pid: &str) -> HashMap<(u64, u64), u64> {
+    let end = Command::new(fdid_binary(SCENARIO))
+        .args(["--json", "--pid", pid, "--tree"])
+        .output()
+        .expect("fdid --json");
+    assert!(
+        end.status.success(),
+        "{}",
+        String::from_utf8_lossy(&end.stderr)
+    );
+    let end: Value = serde_json::from_slice(&end.stdout).expect("JSON");
+    end["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|fd| (holder(fd), fd["id"].as_u64().unwrap()))
+        .collect()
+}
+
 fn holder(event: &Value) -> (u64, u64) {
     (
         event["pid"].as_u64().unwrap(),
@@ -137,23 +157,7 @@ fn every_share_of_a_file_is_reported_once_with_how_it_came_and_the_surveys_id() 
     assert_eq!(summary["event"], "summary", "{summary}");
     assert_eq!(summary["lost"], 0);
 
-    // The survey at the end names each holder's description.
-    let end = Command::new(fdid_binary(SCENARIO))
-        .args(["--json", "--pid", &pid, "--tree"])
-        .output()
-        .expect("fdid --json");
-    assert!(
-        end.status.success(),
-        "{}",
-        String::from_utf8_lossy(&end.stderr)
-    );
-    let end: Value = serde_json::from_slice(&end.stdout).expect("JSON");
-    let surveyed: HashMap<(u64, u64), u64> = end["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|fd| (holder(fd), fd["id"].as_u64().unwrap()))
-        .collect();
+    let surveyed = surveyed(&pid);
     let id = surveyed[&(parent, file)];
 
     let shares: Vec<&Value> = events.iter().filter(|e| e["event"] == "share").collect();
@@ -277,5 +281,67 @@ fn fds_passed_by_many_senders_at_once_are_each_traced_to_their_own_sender() {
             wrong.len()
         );
         assert!(wrong.len() as u64 + missing <= skipped, "{wrong:?}");
+    }
+}
+
+#[test]
+fn each_call_that_makes_an_fd_is_seen_making_a_new_description_with_the_surveys_id() {
+    let _one = ONE_WATCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut scenario = Scenario::start(SCENARIO, &["makers"]);
+    let pid = scenario.pid().to_string();
+    let Some((watcher, lines)) = watch(&["--pid", &pid]) else {
+        return;
+    };
+    scenario.say("go");
+    let names = [
+        "openat",
+        "pipe_read",
+        "pipe_write",
+        "pair_a",
+        "pair_b",
+        "socket",
+        "eventfd",
+        "memfd",
+        "timerfd",
+        "epoll",
+        "inotify",
+        "pidfd",
+        "bpf_map",
+        "seccomp_listener",
+    ];
+    for name in names.iter().chain(&["done"]) {
+        scenario.later_fact(name);
+    }
+    let events = stop(watcher, lines);
+    assert_eq!(events.last().expect("a summary")["lost"], 0);
+    let surveyed = surveyed(&pid);
+    let parent = u64::from(scenario.pid());
+    for name in names {
+        let who = (parent, u64::from(scenario.fact(name)));
+        // What the fd number held before (the scratch file was written through fd 3 just
+        // before) ended with a `gone`: the fd's story since then.
+        let story: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["pid"].is_u64() && holder(e) == who)
+            .collect();
+        let since = story
+            .iter()
+            .rposition(|e| e["event"] == "gone")
+            .map_or(0, |gone| gone + 1);
+        let made = &story[since..];
+        assert_eq!(made.len(), 1, "{name} {who:?}: {made:?}");
+        assert_eq!(
+            (made[0]["event"].as_str(), made[0]["via"].as_str()),
+            (Some("new"), Some("open")),
+            "{name}: {}",
+            made[0]
+        );
+        assert_eq!(
+            made[0]["id"].as_u64(),
+            surveyed.get(&who).copied(),
+            "{name}: the survey's id"
+        );
     }
 }

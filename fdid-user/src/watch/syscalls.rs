@@ -57,25 +57,27 @@ const PIPE: &[c_long] = &[libc::SYS_pipe, libc::SYS_pipe2];
 #[cfg(not(target_arch = "x86_64"))]
 const PIPE: &[c_long] = &[libc::SYS_pipe2];
 
+/// Each group of syscalls with what the programs do at them.
+const GROUPS: &[(&[c_long], u8)] = &[
+    (NEW_FD, syscall::NEW_FD),
+    (NEW_FD_LEGACY, syscall::NEW_FD),
+    (DUP, syscall::DUP),
+    (&[libc::SYS_fcntl], syscall::FCNTL),
+    (&[libc::SYS_pidfd_getfd], syscall::PIDFD_GETFD),
+    (PIPE, syscall::PIPE),
+    (&[libc::SYS_socketpair], syscall::SOCKETPAIR),
+    (&[libc::SYS_recvmsg], syscall::RECVMSG),
+    (&[libc::SYS_sendmsg], syscall::SENDMSG),
+    (&[libc::SYS_close], syscall::CLOSE),
+    (&[libc::SYS_close_range], syscall::CLOSE_RANGE),
+    (&[libc::SYS_bpf], syscall::BPF),
+    (&[libc::SYS_seccomp], syscall::SECCOMP),
+];
+
 /// Every syscall with what the programs do at it; the others are `syscall::NONE`.
 pub fn table() -> [u8; SYSCALL_SLOTS] {
     let mut table = [syscall::NONE; SYSCALL_SLOTS];
-    let groups: [(&[c_long], u8); 10] = [
-        (NEW_FD, syscall::NEW_FD),
-        (NEW_FD_LEGACY, syscall::NEW_FD),
-        (DUP, syscall::DUP),
-        (&[libc::SYS_fcntl], syscall::FCNTL),
-        (&[libc::SYS_pidfd_getfd], syscall::PIDFD_GETFD),
-        (PIPE, syscall::PIPE),
-        (&[libc::SYS_socketpair], syscall::SOCKETPAIR),
-        (&[libc::SYS_recvmsg], syscall::RECVMSG),
-        (&[libc::SYS_sendmsg], syscall::SENDMSG),
-        (&[libc::SYS_close], syscall::CLOSE),
-    ];
-    for (numbers, action) in groups
-        .into_iter()
-        .chain([(&[libc::SYS_close_range][..], syscall::CLOSE_RANGE)])
-    {
+    for &(numbers, action) in GROUPS {
         for &nr in numbers {
             // Every number here is below SYSCALL_SLOTS (a unit test says so).
             if let Some(slot) = usize::try_from(nr).ok().and_then(|nr| table.get_mut(nr)) {
@@ -93,7 +95,7 @@ mod tests {
     #[test]
     fn every_syscall_fits_the_table_and_has_one_action() {
         let table = table();
-        let listed = NEW_FD.len() + NEW_FD_LEGACY.len() + DUP.len() + PIPE.len() + 7;
+        let listed: usize = GROUPS.iter().map(|(numbers, _)| numbers.len()).sum();
         let set = table.iter().filter(|&&a| a != syscall::NONE).count();
         assert_eq!(set, listed, "a number out of the table, or listed twice");
     }
@@ -106,6 +108,8 @@ mod tests {
         assert_eq!(table[libc::SYS_dup3 as usize], syscall::DUP);
         assert_eq!(table[libc::SYS_read as usize], syscall::NONE);
         assert_eq!(table[libc::SYS_ioctl as usize], syscall::NONE);
+        assert_eq!(table[libc::SYS_bpf as usize], syscall::BPF);
+        assert_eq!(table[libc::SYS_seccomp as usize], syscall::SECCOMP);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(table[libc::SYS_pipe as usize], syscall::PIPE);
     }

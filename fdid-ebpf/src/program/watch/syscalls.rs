@@ -136,9 +136,40 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
         syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
         syscall::RECVMSG => received(regs.arg::<1>()),
+        syscall::BPF if makes_bpf_fd(regs.arg::<0>()) => install(fd, via::OPEN, 0, 0),
+        syscall::SECCOMP => {
+            const SECCOMP_SET_MODE_FILTER: u64 = 1;
+            const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
+            if regs.arg::<0>() == SECCOMP_SET_MODE_FILTER
+                && regs.arg::<1>() & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
+            {
+                install(fd, via::OPEN, 0, 0);
+            }
+        }
         _ => {}
     }
     0
+}
+
+/// Whether bpf(2) command `cmd` returns a new fd (the others return 0 or a count): MAP_CREATE,
+/// PROG_LOAD, OBJ_GET, PROG/MAP/BTF/LINK_GET_FD_BY_ID, RAW_TRACEPOINT_OPEN, BTF_LOAD,
+/// LINK_CREATE, ENABLE_STATS, ITER_CREATE, TOKEN_CREATE.
+#[inline(always)]
+fn makes_bpf_fd(cmd: u64) -> bool {
+    const FD_COMMANDS: u64 = 1 << 0
+        | 1 << 5
+        | 1 << 7
+        | 1 << 13
+        | 1 << 14
+        | 1 << 17
+        | 1 << 18
+        | 1 << 19
+        | 1 << 28
+        | 1 << 30
+        | 1 << 32
+        | 1 << 33
+        | 1 << 36;
+    cmd < 64 && FD_COMMANDS & (1 << cmd) != 0
 }
 
 /// The initial-namespace number of the process a pidfd's file refers to: its `struct pid` is the

@@ -30,12 +30,14 @@
 //! - `server N` and `ends`: see [`ends`].
 //! - `provenance`: see [`provenance`] (it waits for a line on stdin after `ready`).
 //! - `senders [N]`: see [`provenance::senders`] (it waits for a line on stdin after `ready`).
+//! - `makers`: see [`makers`] (it waits for a line on stdin after `ready`).
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
 use fdid_tests::fdpass::{receive_fd, send_fd};
 
 mod ends;
+mod makers;
 mod provenance;
 
 fn check(rc: libc::c_long, what: &str) -> i32 {
@@ -597,6 +599,7 @@ fn main() {
     let mut listener = None;
     let mut prepared = None;
     let mut senders = None;
+    let mut makers = false;
     let children = match args.get(1).map(String::as_str) {
         Some("fdset") => {
             fdset(&mut facts);
@@ -635,13 +638,17 @@ fn main() {
             Vec::new()
         }
         Some("idle") => provenance::idle(),
+        Some("makers") => {
+            makers = true;
+            Vec::new()
+        }
         Some("senders") => {
             senders = Some(count(4));
             Vec::new()
         }
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance|senders [N]"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance|senders [N]|makers"
             );
             std::process::exit(2);
         }
@@ -650,6 +657,9 @@ fn main() {
     let mut children = children;
     if let Some(prepared) = prepared {
         children.extend(prepared.run());
+    }
+    if makers {
+        makers::run();
     }
     if let Some(workers) = senders {
         children.extend(provenance::senders(workers));
