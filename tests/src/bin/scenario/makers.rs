@@ -84,6 +84,13 @@ fn bpf_map() -> i32 {
     const BPF_MAP_TYPE_ARRAY: u32 = 2;
     let mut attr = [0u32; 32];
     attr[..4].copy_from_slice(&[BPF_MAP_TYPE_ARRAY, 4, 8, 1]);
+    // Kernels before 5.11 charge maps to RLIMIT_MEMLOCK (EPERM past it): no limit, as root.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads our own struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const unlimited) };
     // SAFETY: bpf(2) reads `size_of_val(&attr)` bytes of our own array.
     check(
         unsafe {
