@@ -85,6 +85,45 @@ fn time_watched(
     Ok((time, count, lost))
 }
 
+/// The fastest of five loops of a syscall `fdid watch` has nothing to do at (getppid): ns a call.
+/// Every syscall of the machine passes the watch's two tracepoints; this is what that costs.
+fn ignored_syscall_ns() -> f64 {
+    const CALLS: u32 = 1_000_000;
+    (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                // SAFETY: getppid has no arguments and no effects.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(CALLS)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// [`ignored_syscall_ns`] with a whole-system `fdid watch --json` running (its output discarded).
+fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
+    let mut watch = Command::new(fdid)
+        .args(["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting fdid watch")?;
+    let mut out = BufReader::new(watch.stdout.take().context("stdout")?);
+    let mut ready = String::new();
+    out.read_line(&mut ready)?;
+    if !ready.contains("\"ready\"") {
+        bail!("fdid watch: {ready}");
+    }
+    let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let ns = ignored_syscall_ns();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    watch.wait()?;
+    let _ = reader.join();
+    Ok(ns)
+}
+
 /// Runs the comparison `runs` times — a run alone and a watched one side by side, in alternating
 /// order, as the machine's speed drifts — and appends its section to the report. The slowdown is
 /// the median of the pairs' ratios.
@@ -129,5 +168,14 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%), {lines} lines, {lost} lost",
         slowdown * 100.0
     );
+    let (plain, traced) = (ignored_syscall_ns(), ignored_syscall_ns_watched(fdid)?);
+    writeln!(
+        report,
+        "\nA syscall the watch has nothing to do at (getppid, fastest of five loops of a million): \
+         {plain:.0} ns alone, {traced:.0} ns with a whole-system watch running ({:+.0} ns: every \
+         syscall passes its two tracepoints).",
+        traced - plain
+    )?;
+    eprintln!("ignored syscall: {plain:.0} ns alone, {traced:.0} ns watched");
     Ok(())
 }
