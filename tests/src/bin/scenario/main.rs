@@ -25,7 +25,7 @@
 //! - `clone-files`: a child made by clone(CLONE_FILES) without CLONE_THREAD, sharing the fd table;
 //!   `file` opened by the parent after the clone is in both.
 //! - `writer`: a parent and a forked child share `file`; the child keeps appending, so the offset moves.
-//! - `churn N`: see `churn`.
+//! - `churn N`: see [`shapes::churn`].
 //! - `mmap`: `file` is open and also mmap'ed (MAP_SHARED), `mapped_only` was mmap'ed then closed.
 //! - `server N` and `ends`: see [`ends`].
 //! - `provenance`: see [`provenance`] (it waits for a line on stdin after `ready`).
@@ -34,11 +34,13 @@
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
-use fdid_tests::fdpass::{receive_fd, send_fd};
+use fdid_tests::fdpass::receive_fd;
 
 mod ends;
 mod makers;
+mod passing;
 mod provenance;
+mod shapes;
 
 fn check(rc: libc::c_long, what: &str) -> i32 {
     if rc < 0 {
@@ -244,352 +246,6 @@ fn pipe() -> [RawFd; 2] {
     fds
 }
 
-fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
-    let report = pipe();
-    let parent = std::process::id() as libc::pid_t;
-    let child = fork();
-    if child == 0 {
-        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
-        write_i32(report[1], received);
-        child_forever(parent, pause);
-    }
-    let path = scratch_file("scm");
-    let file = open(&path, libc::O_RDWR);
-    unlink(&path);
-    send_fd(pair[0], file).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
-    facts.add("child", child);
-    facts.add("file", file);
-    facts.add("child_fd", read_i32(report[0]));
-    // SAFETY: memfd_create with a literal name.
-    let in_flight = check(
-        unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(),
-        "memfd_create",
-    );
-    send_fd(pair[0], in_flight).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
-    facts.add("in_flight", in_flight);
-    vec![child]
-}
-
-/// Two children of this process: the first opens a file after the fork (the parent never holds it)
-/// and passes it to its sibling over a socketpair made before the fork.
-fn siblings(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
-    let (from_receiver, from_sender) = (pipe(), pipe());
-    let parent = std::process::id() as libc::pid_t;
-    let receiver = fork();
-    if receiver == 0 {
-        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
-        write_i32(from_receiver[1], received);
-        child_forever(parent, pause);
-    }
-    let sender = fork();
-    if sender == 0 {
-        let path = scratch_file("siblings");
-        let file = open(&path, libc::O_RDWR);
-        unlink(&path);
-        send_fd(pair[0], file).unwrap_or_else(|_| {
-            check(-1, "sendmsg");
-        });
-        write_i32(from_sender[1], file);
-        child_forever(parent, pause);
-    }
-    facts.add("receiver", receiver);
-    facts.add("received", read_i32(from_receiver[0]));
-    facts.add("sender", sender);
-    facts.add("file", read_i32(from_sender[0]));
-    vec![receiver, sender]
-}
-
-/// An abstract unix socket address (`\0NAME`).
-fn abstract_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (slot, &byte) in address.sun_path[1..].iter_mut().zip(name.as_bytes()) {
-        *slot = byte as libc::c_char;
-    }
-    let length = size_of::<libc::sa_family_t>() + 1 + name.len();
-    (address, length as libc::socklen_t)
-}
-
-fn unix_socket() -> RawFd {
-    // SAFETY: socket takes only integers.
-    check(
-        unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) }.into(),
-        "socket",
-    )
-}
-
-/// Binds and listens on NAME; receiving happens after `ready` (see `main`).
-fn scm_listen(name: &str) -> RawFd {
-    let listener = unix_socket();
-    let (address, length) = abstract_address(name);
-    // SAFETY: binding and listening with a local address.
-    unsafe {
-        check(
-            libc::bind(listener, (&raw const address).cast(), length).into(),
-            "bind",
-        );
-        check(libc::listen(listener, 1).into(), "listen");
-    }
-    listener
-}
-
-fn scm_send(facts: &mut Facts, name: &str) {
-    let socket = unix_socket();
-    let (address, length) = abstract_address(name);
-    // SAFETY: connecting with a local address.
-    check(
-        unsafe { libc::connect(socket, (&raw const address).cast(), length) }.into(),
-        "connect",
-    );
-    let path = scratch_file("scm-send");
-    let file = open(&path, libc::O_RDWR);
-    unlink(&path);
-    send_fd(socket, file).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
-    facts.add("file", file);
-}
-
-fn pidfd(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let report = pipe();
-    let parent = std::process::id() as libc::pid_t;
-    let child = fork();
-    if child == 0 {
-        let path = scratch_file("pidfd-child");
-        let fd = open(&path, libc::O_RDONLY);
-        unlink(&path);
-        write_i32(report[1], fd);
-        child_forever(parent, pause);
-    }
-    let child_file = read_i32(report[0]);
-    let copy = take_fd(child, child_file);
-    facts.add("child", child);
-    facts.add("child_file", child_file);
-    facts.add("parent_copy", copy);
-    vec![child]
-}
-
-/// A copy of `pid`'s fd `fd`, taken with pidfd_getfd.
-fn take_fd(pid: libc::pid_t, fd: RawFd) -> RawFd {
-    // SAFETY: plain syscalls with integer arguments.
-    unsafe {
-        let pidfd = check(libc::syscall(libc::SYS_pidfd_open, pid, 0), "pidfd_open");
-        let copy = check(
-            libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0),
-            "pidfd_getfd",
-        );
-        libc::close(pidfd);
-        copy
-    }
-}
-
-fn threads(facts: &mut Facts, count: u32) {
-    let path = scratch_file("threads");
-    let file = open(&path, libc::O_RDWR);
-    unlink(&path);
-    let pipe = pipe();
-    facts.add("file", file);
-    facts.add("pipe_r", pipe[0]);
-    facts.add("pipe_w", pipe[1]);
-    for _ in 0..count {
-        std::thread::spawn(|| {
-            loop {
-                std::thread::park();
-            }
-        });
-    }
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // SAFETY: unshare and open affect only this thread's new fd table.
-        unsafe {
-            check(
-                libc::unshare(libc::CLONE_FILES).into(),
-                "unshare(CLONE_FILES)",
-            );
-            let fd = open(&CString::new("/dev/zero").expect("literal"), libc::O_RDONLY);
-            sender
-                .send((libc::gettid(), fd))
-                .expect("report to main thread");
-        }
-        loop {
-            std::thread::park();
-        }
-    });
-    let (tid, fd) = receiver.recv().expect("own-table thread started");
-    facts.add("own_table_tid", tid);
-    facts.add("own_table_fd", fd);
-}
-
-fn clone_files(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: clone without a new stack behaves like fork (the child runs on a copy-on-write stack);
-    // the process is single-threaded.
-    let child = check(
-        unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::CLONE_FILES | libc::SIGCHLD,
-                0,
-                0,
-                0,
-                0,
-            )
-        },
-        "clone(CLONE_FILES)",
-    );
-    if child == 0 {
-        child_forever(parent, pause);
-    }
-    let path = scratch_file("clone-files");
-    let file = open(&path, libc::O_RDWR);
-    unlink(&path);
-    facts.add("child", child);
-    facts.add("file", file);
-    vec![child]
-}
-
-fn writer(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let path = scratch_file("writer");
-    let file = open(&path, libc::O_WRONLY | libc::O_APPEND);
-    unlink(&path);
-    let parent = std::process::id() as libc::pid_t;
-    let child = fork();
-    if child == 0 {
-        let line = b"a line appended by the child\n";
-        let mut written = 0usize;
-        child_forever(parent, || {
-            // SAFETY: writing a static buffer to our own fd.
-            unsafe { libc::write(file, line.as_ptr().cast(), line.len()) };
-            written += line.len();
-            if written > (64 << 20) {
-                // Keep the file small: start over (the offset then moves backwards too).
-                // SAFETY: truncating our own fd.
-                unsafe { libc::ftruncate(file, 0) };
-                written = 0;
-            }
-        });
-    }
-    facts.add("child", child);
-    facts.add("file", file);
-    vec![child]
-}
-
-fn mmap(facts: &mut Facts) {
-    let path = scratch_file("mmap");
-    let file = open(&path, libc::O_RDWR);
-    let mapped_only = open(&path, libc::O_RDONLY);
-    unlink(&path);
-    // SAFETY: mapping 16 bytes of files we own; the mappings are kept for the life of the process.
-    unsafe {
-        for (fd, prot) in [
-            (file, libc::PROT_READ | libc::PROT_WRITE),
-            (mapped_only, libc::PROT_READ),
-        ] {
-            let address = libc::mmap(std::ptr::null_mut(), 16, prot, libc::MAP_SHARED, fd, 0);
-            if address == libc::MAP_FAILED {
-                check(-1, "mmap");
-            }
-        }
-        libc::close(mapped_only);
-    }
-    facts.add("file", file);
-}
-
-/// `churn N`: N workers that keep opening, duplicating, closing, forking short-lived children and
-/// passing their own file to themselves over SCM_RIGHTS, around three fds that never change: the
-/// parent's `shared` file (inherited by every worker at the same fd number), each worker's `own` file,
-/// and the socketpair it passes it over.
-fn churn(facts: &mut Facts, workers: u32) -> Vec<libc::pid_t> {
-    let path = scratch_file("churn");
-    let shared = open(&path, libc::O_RDONLY);
-    facts.add("shared", shared);
-    let report = pipe();
-    let parent = std::process::id() as libc::pid_t;
-    let mut pids = Vec::new();
-    for i in 0..workers {
-        let pid = fork();
-        if pid == 0 {
-            let own = open(&path, libc::O_RDONLY);
-            let mut pair = [0; 2];
-            // SAFETY: socketpair writes two fds into the local array.
-            check(
-                unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }
-                    .into(),
-                "socketpair",
-            );
-            // SAFETY: getpid has no preconditions.
-            write_i32(report[1], unsafe { libc::getpid() });
-            write_i32(report[1], own);
-            let mut received: Vec<RawFd> = Vec::new();
-            let mut round = 0u64;
-            // The churn file reopened and closed every round, in every worker: freed `struct file`s
-            // are reused by the next open, so one address stands for several descriptions of this
-            // inode during a walk.
-            let reopen = CString::new(format!("/proc/self/fd/{own}")).expect("no NUL");
-            let mut transient = -1;
-            child_forever(parent, || {
-                round += 1;
-                // SAFETY: plain syscalls on fds this worker owns; the child only calls _exit.
-                unsafe {
-                    if transient >= 0 {
-                        libc::close(transient);
-                    }
-                    transient = libc::open(reopen.as_ptr(), libc::O_RDONLY);
-                    let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-                    let dup = libc::fcntl(fd, libc::F_DUPFD, 100);
-                    libc::close(fd);
-                    libc::close(dup);
-                    if round.is_multiple_of(4) && send_fd(pair[0], own).is_ok() {
-                        if let Ok(copy) = receive_fd(pair[1]) {
-                            received.push(copy);
-                        }
-                        if received.len() > 3 {
-                            libc::close(received.remove(0));
-                        }
-                    }
-                    if round.is_multiple_of(16) {
-                        // Not inherited: a reopened description keeps one reference, so two that
-                        // share an address are more holders than references.
-                        libc::close(transient);
-                        transient = -1;
-                        let child = libc::fork();
-                        if child == 0 {
-                            libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-                            libc::_exit(0);
-                        }
-                        while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
-                    }
-                    libc::usleep(2000);
-                }
-            });
-        }
-        pids.push(pid);
-        let worker = read_i32(report[0]);
-        let own = read_i32(report[0]);
-        facts.add(&format!("worker{i}"), worker);
-        facts.add(&format!("worker{i}_own"), own);
-    }
-    unlink(&path);
-    pids
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut facts = Facts(Vec::new());
@@ -609,26 +265,26 @@ fn main() {
             let extra_files = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
             fork_tree(&mut facts, count(1), extra_files)
         }
-        Some("scm") => scm(&mut facts),
-        Some("siblings") => siblings(&mut facts),
+        Some("scm") => passing::scm(&mut facts),
+        Some("siblings") => passing::siblings(&mut facts),
         Some("scm-recv") => {
-            listener = Some(scm_listen(&name));
+            listener = Some(passing::scm_listen(&name));
             Vec::new()
         }
         Some("scm-send") => {
-            scm_send(&mut facts, &name);
+            passing::scm_send(&mut facts, &name);
             Vec::new()
         }
-        Some("pidfd") => pidfd(&mut facts),
-        Some("churn") => churn(&mut facts, count(100)),
+        Some("pidfd") => passing::pidfd(&mut facts),
+        Some("churn") => shapes::churn(&mut facts, count(100)),
         Some("threads") => {
-            threads(&mut facts, count(3));
+            shapes::threads(&mut facts, count(3));
             Vec::new()
         }
-        Some("clone-files") => clone_files(&mut facts),
-        Some("writer") => writer(&mut facts),
+        Some("clone-files") => shapes::clone_files(&mut facts),
+        Some("writer") => shapes::writer(&mut facts),
         Some("mmap") => {
-            mmap(&mut facts);
+            shapes::mmap(&mut facts);
             Vec::new()
         }
         Some("server") => ends::server(&mut facts, count(2)),

@@ -18,8 +18,8 @@ use std::io::{BufRead as _, Write as _};
 use fdid_tests::fdpass::{receive_fd, send_fd};
 
 use super::{
-    Facts, check, child_forever, fork, open, pause, pipe, read_i32, scratch_file, take_fd, unlink,
-    write_i32,
+    Facts, check, child_forever, fork, open, passing::take_fd, pause, pipe, read_i32, scratch_file,
+    unlink, write_i32,
 };
 
 /// The fd `file` is dup2'ed to.
