@@ -16,6 +16,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+use super::median;
+
 /// The workload itself (`fdid-bench churn WORKERS ROUNDS`): [`fdid_tests::churn::run`].
 pub fn churn(args: &[String]) -> Result<()> {
     let number = |i: usize| -> Result<u32> {
@@ -38,11 +40,6 @@ fn time_churn(exe: &Path, workers: u32, rounds: u32) -> Result<Duration> {
         bail!("the churn workload failed ({status})");
     }
     Ok(started.elapsed())
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// One churn run with a whole-system `fdid watch --json` running, its output read by a consumer
