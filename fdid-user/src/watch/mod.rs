@@ -32,6 +32,10 @@ use tracer::{TraceScope, Tracer, TracerError};
 /// traced processes more than the event): the most an event waits to be printed.
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// How long a release told while fds still hold the description waits for the calls that dropped
+/// them (told a few microseconds later, but maybe in the next read of the ring).
+const WAIT_NS: u64 = 5 * WAKE_INTERVAL.as_nanos() as u64;
+
 /// What to watch and how to print it.
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -130,6 +134,8 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     for event in early.iter().filter(|e| e.header().time_ns >= walk_began) {
         stream.absorb(event);
     }
+    // Not printed either: releases among them still waiting.
+    stream.model.expire_releases(u64::MAX, &mut stream.changes);
     let processes = survey.processes_in_scope().len();
     let fds = survey.fds_in_scope();
     if !ok(stream
@@ -171,7 +177,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
             _ = terminated.recv() => break,
             () = &mut deadline => break,
         }
-        let mut open = stream.apply_all(&events)?;
+        let mut open = stream.apply_all(&events, now_ns().saturating_sub(WAIT_NS))?;
         let lost = tracer.lost();
         if open && lost > lost_said {
             lost_said = lost;
@@ -183,7 +189,8 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     }
     events.clear();
     drain(&mut ring.get_mut().0, &mut events)?;
-    if !stream.apply_all(&events)? {
+    // The end: nothing waits any more.
+    if !stream.apply_all(&events, u64::MAX)? {
         return Ok(());
     }
     let (lost, skipped) = (tracer.lost(), tracer.skipped());
@@ -224,10 +231,19 @@ impl<W: Write> Stream<'_, W> {
         }
     }
 
-    /// Applies and prints a batch of events, then writes it out; `false` once the output is closed.
-    fn apply_all(&mut self, events: &[Event]) -> Result<bool, WatchError> {
+    /// Applies and prints a batch of events, and the releases waiting since before `waited_ns`
+    /// for closes that did not come (see `Model::expire_releases`), then writes it out; `false`
+    /// once the output is closed.
+    fn apply_all(&mut self, events: &[Event], waited_ns: u64) -> Result<bool, WatchError> {
         for event in events {
             if !self.apply(event)? {
+                return Ok(false);
+            }
+        }
+        self.changes.clear();
+        self.model.expire_releases(waited_ns, &mut self.changes);
+        for change in &self.changes {
+            if !ok(self.printer.change(change))? {
                 return Ok(false);
             }
         }

@@ -37,6 +37,9 @@ struct Description {
     id: OpenFileId,
     /// How many fds (of any table) hold it.
     fds: usize,
+    /// Its release was told while fds still held it here: the calls that dropped them are told
+    /// after (dup2 over an open fd and exec are told at their end, the release inside them).
+    released: bool,
 }
 
 /// The state.
@@ -48,6 +51,8 @@ pub struct Model {
     tree: GenidTree,
     /// Files sent with SCM_RIGHTS and not yet received: by hash, the senders' fds in order.
     in_flight: HashMap<u64, VecDeque<Holder>>,
+    /// Descriptions released while fds still held them here, and when: (hash, time).
+    releasing: Vec<(u64, u64)>,
     /// Next made-up table (high bit set: survey hashes are masked to 64 bits, but a clash costs only
     /// a merged table of two processes).
     next_table: Table,
@@ -71,10 +76,15 @@ impl Model {
                 table.users += 1;
             }
             if table.fds.insert(record.fd, record.file_hash).is_none() {
-                let description = model
-                    .descriptions
-                    .entry(record.file_hash)
-                    .or_insert(Description { id: fd.id, fds: 0 });
+                let description =
+                    model
+                        .descriptions
+                        .entry(record.file_hash)
+                        .or_insert(Description {
+                            id: fd.id,
+                            fds: 0,
+                            released: false,
+                        });
                 description.fds += 1;
             }
         }
@@ -121,19 +131,16 @@ impl Model {
             Event::Fork(e) => self.fork(e, changes),
             Event::Exec(e, fds) => self.exec(e, fds, changes),
             Event::Exit(e) => self.exit(e, changes),
-            Event::Release(e) => {
-                if let Some(description) = self.descriptions.remove(&e.file_hash) {
-                    self.tree.forget(description.id);
-                    changes.push(Change {
-                        time_ns: e.time_ns,
-                        kind: ChangeKind::Released,
-                        via: Via::Close,
-                        holder: None,
-                        id: description.id,
-                        from: None,
-                    });
+            Event::Release(e) => match self.descriptions.get_mut(&e.file_hash) {
+                // Still held here: said once the calls that dropped its fds are told, or when they
+                // have not come in time (`expire_releases`).
+                Some(description) if description.fds > 0 => {
+                    description.released = true;
+                    self.releasing.push((e.file_hash, e.time_ns));
                 }
-            }
+                Some(_) => self.release(e.file_hash, e.time_ns, changes),
+                None => {}
+            },
             Event::Send(e, files) => self.send(e, files),
         }
     }
@@ -213,8 +220,14 @@ impl Model {
             None => {
                 let genid = make_genid(dev::to_user(e.dev), e.ino, e.pos);
                 let id = self.tree.add(genid, Some(e.file_hash));
-                self.descriptions
-                    .insert(e.file_hash, Description { id, fds: 1 });
+                self.descriptions.insert(
+                    e.file_hash,
+                    Description {
+                        id,
+                        fds: 1,
+                        released: false,
+                    },
+                );
                 // Passed in from a process the model does not follow: still a share.
                 let kind = if via == Via::Open {
                     ChangeKind::New
@@ -262,7 +275,45 @@ impl Model {
                 id: description.id,
                 from: None,
             });
+            if description.fds == 0 && description.released {
+                self.release(hash, time_ns, changes);
+            }
         }
+    }
+
+    /// The description `hash` was released: forgotten, and said.
+    fn release(&mut self, hash: u64, time_ns: u64, changes: &mut Vec<Change>) {
+        if let Some(description) = self.descriptions.remove(&hash) {
+            self.tree.forget(description.id);
+            changes.push(Change {
+                time_ns,
+                kind: ChangeKind::Released,
+                via: Via::Close,
+                holder: None,
+                id: description.id,
+                from: None,
+            });
+        }
+    }
+
+    /// Releases told since before `before_ns` of descriptions fds still held here are said (the
+    /// calls that dropped those fds did not come: untraced, or out of scope).
+    pub fn expire_releases(&mut self, before_ns: u64, changes: &mut Vec<Change>) {
+        if self.releasing.is_empty() {
+            return;
+        }
+        let mut waiting = std::mem::take(&mut self.releasing);
+        waiting.retain(|&(hash, time_ns)| {
+            let released = self
+                .descriptions
+                .get(&hash)
+                .is_some_and(|description| description.released);
+            if released && time_ns < before_ns {
+                self.release(hash, time_ns, changes);
+            }
+            released && time_ns >= before_ns
+        });
+        self.releasing = waiting;
     }
 
     fn fork(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {

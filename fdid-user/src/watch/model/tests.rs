@@ -267,24 +267,68 @@ fn close_range_closes_the_fds_in_its_range_only() {
     assert!(model.id_of(100, 3).is_some() && model.id_of(100, 9).is_some());
 }
 
+fn release(hash: u64) -> Event {
+    Event::Release(WatchEvent {
+        file_hash: hash,
+        ..event(kind::RELEASE, 100, 0)
+    })
+}
+
 #[test]
-fn a_known_description_is_released_once_and_unknown_ones_not_at_all() {
+fn a_description_no_fd_holds_is_released_once_and_unknown_ones_not_at_all() {
     let mut model = parent();
     let file = model.id_of(100, 3).unwrap();
-    let release = |hash| {
-        Event::Release(WatchEvent {
-            file_hash: hash,
-            ..event(kind::RELEASE, 100, 0)
-        })
-    };
+    let close = model.apply(&Event::Close(WatchEvent {
+        file_hash: 1,
+        ..event(kind::CLOSE, 100, 3)
+    }));
+    assert_eq!(summary(&close).len(), 1);
     let changes = model.apply(&release(1));
-    assert_eq!(changes.len(), 1);
     assert_eq!(
-        (changes[0].kind, changes[0].id),
-        (ChangeKind::Released, file)
+        changes.iter().map(|c| (c.kind, c.id)).collect::<Vec<_>>(),
+        [(ChangeKind::Released, file)]
     );
-    assert!(model.apply(&release(1)).is_empty());
-    assert!(model.apply(&release(0xdead)).is_empty());
+    assert!(model.apply(&release(1)).is_empty(), "once");
+    assert!(model.apply(&release(0xdead)).is_empty(), "unknown");
+}
+
+#[test]
+fn a_release_told_before_the_dup2_that_caused_it_is_said_after_its_gone() {
+    let mut model = parent();
+    let file = model.id_of(100, 3).unwrap();
+    // dup2(4, 3) dropped fd 3's description inside the call; the call is told at its exit.
+    assert!(
+        model.apply(&release(1)).is_empty(),
+        "fd 3 still holds it here"
+    );
+    let dup2 = model.apply(&install(100, 3, 2, via::DUP, 4));
+    assert_eq!(
+        dup2.iter().map(|c| (c.kind, c.via)).collect::<Vec<_>>(),
+        [
+            (ChangeKind::Gone, Via::Dup),
+            (ChangeKind::Released, Via::Close),
+            (ChangeKind::Share, Via::Dup),
+        ]
+    );
+    assert_eq!(dup2[1].id, file);
+    let mut late = Vec::new();
+    model.expire_releases(u64::MAX, &mut late);
+    assert!(late.is_empty(), "said already");
+}
+
+#[test]
+fn a_release_whose_call_is_never_told_is_said_after_the_wait() {
+    let mut model = parent();
+    let pipe = model.id_of(100, 4).unwrap();
+    assert!(model.apply(&release(2)).is_empty());
+    let mut said = Vec::new();
+    model.expire_releases(1, &mut said);
+    assert!(said.is_empty(), "released at 1: not before 1");
+    model.expire_releases(2, &mut said);
+    assert_eq!(
+        said.iter().map(|c| (c.kind, c.id)).collect::<Vec<_>>(),
+        [(ChangeKind::Released, pipe)]
+    );
 }
 
 #[test]
