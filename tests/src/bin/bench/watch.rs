@@ -10,7 +10,7 @@ use std::{
     fmt::Write as _,
     io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Stdio},
+    process::{ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -42,14 +42,14 @@ fn time_churn(exe: &Path, workers: u32, rounds: u32) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// One churn run with a whole-system `fdid watch --json` running, its output read by a consumer
-/// thread: the run's time, the lines watch printed and the events it lost.
-fn time_watched(
+/// Runs `work` while a whole-system `fdid watch --json` runs (from its `ready` line to a Ctrl-C
+/// after `work`), its output read on a thread of its own by `consume`, as a consumer (`wc -l`)
+/// would: what `work` and `consume` returned.
+fn while_watched<T, C: Send + 'static>(
     fdid: &Path,
-    exe: &Path,
-    workers: u32,
-    rounds: u32,
-) -> Result<(Duration, u64, u64)> {
+    consume: impl FnOnce(BufReader<ChildStdout>) -> C + Send + 'static,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<(T, C)> {
     let mut watch = Command::new(fdid)
         .args(["watch", "--json"])
         .stdout(Stdio::piped())
@@ -62,8 +62,25 @@ fn time_watched(
     if !ready.contains("\"ready\"") {
         bail!("fdid watch: {ready}");
     }
-    // Reading the lines on a thread of their own, as a consumer (`wc -l`) would: one buffer.
-    let reader = std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || consume(out));
+    let done = work();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    watch.wait()?;
+    let consumed = reader.join().expect("reader");
+    Ok((done?, consumed))
+}
+
+/// One churn run with a whole-system `fdid watch --json` running: the run's time, the lines watch
+/// printed and the events it lost.
+fn time_watched(
+    fdid: &Path,
+    exe: &Path,
+    workers: u32,
+    rounds: u32,
+) -> Result<(Duration, u64, u64)> {
+    // One buffer for every line, the last kept for its summary.
+    let count_lines = |mut out: BufReader<ChildStdout>| {
         let (mut count, mut line, mut last) = (0u64, String::new(), String::new());
         while out.read_line(&mut line).is_ok_and(|n| n > 0) {
             count += 1;
@@ -71,12 +88,9 @@ fn time_watched(
             line.clear();
         }
         (count, last)
-    });
-    let time = time_churn(exe, workers, rounds)?;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
-    watch.wait()?;
-    let (count, summary) = reader.join().expect("reader");
+    };
+    let (time, (count, summary)) =
+        while_watched(fdid, count_lines, || time_churn(exe, workers, rounds))?;
     let summary: serde_json::Value = serde_json::from_str(&summary).context("the summary line")?;
     let lost = summary["lost"].as_u64().context("lost in the summary")?;
     Ok((time, count, lost))
@@ -100,24 +114,8 @@ fn ignored_syscall_ns() -> f64 {
 
 /// [`ignored_syscall_ns`] with a whole-system `fdid watch --json` running (its output discarded).
 fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
-    let mut watch = Command::new(fdid)
-        .args(["watch", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting fdid watch")?;
-    let mut out = BufReader::new(watch.stdout.take().context("stdout")?);
-    let mut ready = String::new();
-    out.read_line(&mut ready)?;
-    if !ready.contains("\"ready\"") {
-        bail!("fdid watch: {ready}");
-    }
-    let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let ns = ignored_syscall_ns();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
-    watch.wait()?;
-    let _ = reader.join();
+    let discard = |mut out: BufReader<ChildStdout>| std::io::copy(&mut out, &mut std::io::sink());
+    let (ns, _) = while_watched(fdid, discard, || Ok(ignored_syscall_ns()))?;
     Ok(ns)
 }
 
