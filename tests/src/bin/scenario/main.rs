@@ -135,11 +135,7 @@ fn fdset(facts: &mut Facts) {
         check(libc::pipe(pipe.as_mut_ptr()).into(), "pipe");
         facts.add("pipe_r", pipe[0]);
         facts.add("pipe_w", pipe[1]);
-        let mut pair = [0; 2];
-        check(
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(),
-            "socketpair",
-        );
+        let pair = socketpair();
         facts.add("sock_a", pair[0]);
         facts.add("sock_b", pair[1]);
         let tcp = check(
@@ -237,6 +233,17 @@ fn read_i32(fd: RawFd) -> i32 {
 fn write_i32(fd: RawFd, value: i32) {
     // SAFETY: writing a local 4-byte buffer.
     unsafe { libc::write(fd, value.to_ne_bytes().as_ptr().cast(), 4) };
+}
+
+/// A connected pair of unix stream sockets.
+fn socketpair() -> [RawFd; 2] {
+    let mut pair = [0; 2];
+    // SAFETY: socketpair writes two fds into the local array.
+    check(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
+        "socketpair",
+    );
+    pair
 }
 
 fn pipe() -> [RawFd; 2] {

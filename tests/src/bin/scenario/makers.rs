@@ -5,7 +5,7 @@
 
 use std::io::Write as _;
 
-use super::{check, open, pipe, scratch_file, unlink};
+use super::{check, open, pipe, scratch_file, socketpair, unlink};
 
 pub fn run() {
     let mut line = String::new();
@@ -14,14 +14,9 @@ pub fn run() {
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
     let [pipe_read, pipe_write] = pipe();
-    let mut pair = [0; 2];
-    // SAFETY: plain fd-making syscalls with integer arguments, NUL-terminated names and local
-    // arrays they write into.
+    let pair = socketpair();
+    // SAFETY: plain fd-making syscalls with integer arguments and NUL-terminated names.
     let made = unsafe {
-        check(
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(),
-            "socketpair",
-        );
         [
             ("openat", file),
             ("pipe_read", pipe_read),

@@ -6,16 +6,12 @@ use std::os::fd::RawFd;
 use fdid_tests::fdpass::{receive_fd, send_fd};
 
 use super::{
-    Facts, check, child_forever, fork, open, pause, pipe, read_i32, scratch_file, unlink, write_i32,
+    Facts, check, child_forever, fork, open, pause, pipe, read_i32, scratch_file, socketpair,
+    unlink, write_i32,
 };
 
 pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
+    let pair = socketpair();
     let report = pipe();
     let parent = std::process::id() as libc::pid_t;
     let child = fork();
@@ -48,12 +44,7 @@ pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
 /// Two children of this process: the first opens a file after the fork (the parent never holds it)
 /// and passes it to its sibling over a socketpair made before the fork.
 pub fn siblings(facts: &mut Facts) -> Vec<libc::pid_t> {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
+    let pair = socketpair();
     let (from_receiver, from_sender) = (pipe(), pipe());
     let parent = std::process::id() as libc::pid_t;
     let receiver = fork();

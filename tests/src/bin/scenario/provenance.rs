@@ -19,7 +19,7 @@ use fdid_tests::fdpass::{receive_fd, send_fd};
 
 use super::{
     Facts, check, child_forever, fork, open, passing::take_fd, pause, pipe, read_i32, scratch_file,
-    unlink, write_i32,
+    socketpair, unlink, write_i32,
 };
 
 /// The fd `file` is dup2'ed to.
@@ -35,12 +35,7 @@ pub struct Prepared {
 }
 
 pub fn prepare(facts: &mut Facts) -> Prepared {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
+    let pair = socketpair();
     let report = pipe();
     let parent = std::process::id() as libc::pid_t;
     let unrelated = fork();
