@@ -242,12 +242,20 @@ impl<W: Write> Stream<'_, W> {
         }
         self.changes.clear();
         self.model.expire_releases(waited_ns, &mut self.changes);
+        if !self.print_changes()? {
+            return Ok(false);
+        }
+        ok(self.printer.flush())
+    }
+
+    /// Prints what the model said changed; `false` once the output is closed.
+    fn print_changes(&mut self) -> Result<bool, WatchError> {
         for change in &self.changes {
             if !ok(self.printer.change(change))? {
                 return Ok(false);
             }
         }
-        ok(self.printer.flush())
+        Ok(true)
     }
 
     /// Applies and prints one event; `false` once the output is closed.
@@ -259,12 +267,7 @@ impl<W: Write> Stream<'_, W> {
         self.learn_comms(event);
         self.changes.clear();
         self.model.apply_into(event, &mut self.changes);
-        for change in &self.changes {
-            if !ok(self.printer.change(change))? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        self.print_changes()
     }
 }
 
