@@ -18,10 +18,6 @@ pub const SCOPE_SETTINGS: u32 = 0;
 pub const SCOPE_TREE: u32 = 1;
 /// Entries of [`SCOPE_MAP`].
 pub const SCOPE_ENTRIES: u32 = 65_536;
-/// Thread → the call it is inside (close_range: what its exit needs).
-pub const CALLS_MAP: &str = "FDID_CALLS";
-/// Entries of [`CALLS_MAP`]: threads inside close_range at one time.
-pub const CALLS_ENTRIES: u32 = 16_384;
 /// Ring buffer size by default (bytes, a power of two).
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 
@@ -29,7 +25,9 @@ pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 pub mod kind {
     /// `fd` now refers to the file (`file_hash` …): a new description or a new share of one.
     pub const INSTALL: u8 = 1;
-    /// `fd` was closed (`file_hash`: what it held, 0 if unknown).
+    /// `fd` was closed. `file_hash`: what the fd holds now, read after the event's room in the ring
+    /// was taken (0: nothing) — another thread's open that got the number since is either seen here
+    /// or told after this event.
     pub const CLOSE: u8 = 2;
     /// Every fd from `fd` to `aux` was closed (`close_range`).
     pub const CLOSE_RANGE: u8 = 3;
@@ -197,9 +195,9 @@ pub mod syscall {
     pub const SOCKETPAIR: u8 = 6;
     /// recvmsg(fd, msghdr, flags): fds received with `SCM_RIGHTS`.
     pub const RECVMSG: u8 = 7;
-    /// sendmsg(fd, msghdr, flags): fds sent with `SCM_RIGHTS` (seen at entry).
+    /// sendmsg(fd, msghdr, flags): fds sent with `SCM_RIGHTS`.
     pub const SENDMSG: u8 = 8;
-    /// close(fd) (seen at entry: what the fd holds).
+    /// close(fd).
     pub const CLOSE: u8 = 9;
     /// close_range(first, last, flags).
     pub const CLOSE_RANGE: u8 = 10;
@@ -246,22 +244,15 @@ pub struct Program {
     pub essential: bool,
 }
 
-/// Every tracing program of the object. The two syscall programs see every syscall and act on
-/// those [`WatchConfig::syscalls`] names: one raw tracepoint each way costs the traced processes
-/// less than a tracepoint per syscall, and attaches and detaches at once.
-pub const PROGRAMS: [Program; 6] = [
-    Program {
-        name: "fdid_sys_enter",
-        attach: Attach::BtfTracepoint,
-        target: "sys_enter",
-        follows: "closes and fds sent with SCM_RIGHTS",
-        essential: true,
-    },
+/// Every tracing program of the object. The syscall program sees every syscall's exit and acts on
+/// those [`WatchConfig::syscalls`] names: one raw tracepoint costs the traced processes less than a
+/// tracepoint per syscall (or a second one at entry), and attaches and detaches at once.
+pub const PROGRAMS: [Program; 5] = [
     Program {
         name: "fdid_sys_exit",
         attach: Attach::BtfTracepoint,
         target: "sys_exit",
-        follows: "new fds (open, socket, accept, dup, pipe, SCM_RIGHTS…)",
+        follows: "new fds (open, socket, accept, dup, pipe, SCM_RIGHTS…) and closes",
         essential: true,
     },
     Program {

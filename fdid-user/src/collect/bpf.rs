@@ -193,9 +193,7 @@ impl BpfCollector {
             };
             loader.map_max_entries(watch::EVENTS_MAP, ring);
             if let Some(entries) = entries {
-                for map in [watch::SCOPE_MAP, watch::CALLS_MAP] {
-                    loader.map_max_entries(map, entries);
-                }
+                loader.map_max_entries(watch::SCOPE_MAP, entries);
             }
             let loaded = loader.load(BPF_OBJECT);
             (attach_btf.join().expect("no panic building a Vec"), loaded)

@@ -33,8 +33,9 @@ use tracer::{TraceScope, Tracer, TracerError};
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long a release told while fds still hold the description waits for the calls that dropped
-/// them (told a few microseconds later, but maybe in the next read of the ring).
-const WAIT_NS: u64 = 5 * WAKE_INTERVAL.as_nanos() as u64;
+/// them, and a receipt of a passed file for its send (each told microseconds later, but maybe in a
+/// later read of the ring, and later still where the sender is preempted at its syscall's exit).
+const WAIT_NS: u64 = 10 * WAKE_INTERVAL.as_nanos() as u64;
 
 /// What to watch and how to print it.
 #[derive(Clone, Debug)]
@@ -134,8 +135,8 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     for event in early.iter().filter(|e| e.header().time_ns >= walk_began) {
         stream.absorb(event);
     }
-    // Not printed either: releases among them still waiting.
-    stream.model.expire_releases(u64::MAX, &mut stream.changes);
+    // Not printed either: releases and receipts among them still waiting.
+    stream.model.expire_held(u64::MAX, &mut stream.changes);
     let processes = survey.processes_in_scope().len();
     let fds = survey.fds_in_scope();
     if !ok(stream
@@ -231,9 +232,8 @@ impl<W: Write> Stream<'_, W> {
         }
     }
 
-    /// Applies and prints a batch of events, and the releases waiting since before `waited_ns`
-    /// for closes that did not come (see `Model::expire_releases`), then writes it out; `false`
-    /// once the output is closed.
+    /// Applies and prints a batch of events, and what waited since before `waited_ns` for calls
+    /// not told (see `Model::expire_held`), then writes it out; `false` once the output is closed.
     fn apply_all(&mut self, events: &[Event], waited_ns: u64) -> Result<bool, WatchError> {
         for event in events {
             if !self.apply(event)? {
@@ -241,7 +241,7 @@ impl<W: Write> Stream<'_, W> {
             }
         }
         self.changes.clear();
-        self.model.expire_releases(waited_ns, &mut self.changes);
+        self.model.expire_held(waited_ns, &mut self.changes);
         if !self.print_changes()? {
             return Ok(false);
         }

@@ -8,11 +8,11 @@
 //! `files_struct` where the survey saw them, so processes sharing one (`CLONE_FILES`) share it here.
 //! No I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use fdid_ebpf::watch::{EXEC_FD_WORDS, ExecFds, SentFiles, WatchEvent};
+use fdid_ebpf::watch::{EXEC_FD_WORDS, ExecFds, SentFiles, WatchEvent, via as kernel_via};
 
 use super::event::Event;
 use crate::{
@@ -21,6 +21,7 @@ use crate::{
     tree::{GenidTree, OpenFileId, make_genid},
 };
 pub use change::{Change, ChangeKind, Holder, Via};
+use passing::Passing;
 
 /// Which fd table a process uses: the survey's `files_struct` hash, or one made up here.
 type Table = u64;
@@ -37,8 +38,8 @@ struct Description {
     id: OpenFileId,
     /// How many fds (of any table) hold it.
     fds: usize,
-    /// Its release was told while fds still held it here: the calls that dropped them are told
-    /// after (dup2 over an open fd and exec are told at their end, the release inside them).
+    /// Its release was told while fds still held it: the closes that dropped them come after
+    /// (a close is told at its syscall's exit, the release inside the call).
     released: bool,
 }
 
@@ -49,8 +50,8 @@ pub struct Model {
     table_of: HashMap<u32, Table>,
     descriptions: HashMap<u64, Description>,
     tree: GenidTree,
-    /// Files sent with SCM_RIGHTS and not yet received: by hash, the senders' fds in order.
-    in_flight: HashMap<u64, VecDeque<Holder>>,
+    /// Files sent with SCM_RIGHTS and receipts whose send is not told yet.
+    passing: Passing,
     /// Descriptions released while fds still held them here, and when: (hash, time).
     releasing: Vec<(u64, u64)>,
     /// Next made-up table (high bit set: survey hashes are masked to 64 bits, but a clash costs only
@@ -107,15 +108,22 @@ impl Model {
         changes
     }
 
-    /// Applies one event; appends what changed to `changes`.
+    /// Applies one event; appends what changed to `changes` (unless held back behind a receipt
+    /// waiting for its send, see [`passing`]).
     pub fn apply_into(&mut self, event: &Event, changes: &mut Vec<Change>) {
+        let start = changes.len();
+        self.apply_event(event, changes);
+        self.passing.route(changes, start);
+    }
+
+    fn apply_event(&mut self, event: &Event, changes: &mut Vec<Change>) {
         match event {
             Event::Install(e) => self.install(e, changes),
             Event::Close(e) => {
-                // What the fd held when it was closed, if the program could read it: a close the
-                // survey's walk saw already leaves another description (or none) at that fd.
+                // What the fd holds after the close (0: nothing). Already what the model has there:
+                // an open that took the number since was told first, or the survey's walk saw it.
                 let held = self.table(e.pid).and_then(|table| table.get(&e.fd));
-                if e.file_hash == 0 || held == Some(&e.file_hash) {
+                if e.file_hash == 0 || held != Some(&e.file_hash) {
                     self.close(e.pid, e.fd, e.time_ns, Via::Close, changes);
                 }
             }
@@ -132,8 +140,8 @@ impl Model {
             Event::Exec(e, fds) => self.exec(e, fds, changes),
             Event::Exit(e) => self.exit(e, changes),
             Event::Release(e) => match self.descriptions.get_mut(&e.file_hash) {
-                // Still held here: said once the calls that dropped its fds are told, or when they
-                // have not come in time (`expire_releases`).
+                // Still held here: said once the closes that dropped its fds are told, or when
+                // they have not come in time (`expire_held`).
                 Some(description) if description.fds > 0 => {
                     description.released = true;
                     self.releasing.push((e.file_hash, e.time_ns));
@@ -170,7 +178,8 @@ impl Model {
         match previous {
             // Already known (an event the survey's walk had seen): nothing changed.
             Some(hash) if hash == e.file_hash => return,
-            // dup2/dup3 onto an open fd closes what it held.
+            // dup2/dup3 onto an open fd closes what it held; any other call takes a free number,
+            // so the fd was closed and its close is still to be told.
             Some(hash) => self.lose(
                 hash,
                 Holder {
@@ -178,7 +187,11 @@ impl Model {
                     fd: e.fd,
                 },
                 e.time_ns,
-                Via::Dup,
+                if e.via == kernel_via::DUP {
+                    Via::Dup
+                } else {
+                    Via::Close
+                },
                 changes,
             ),
             None => {}
@@ -197,10 +210,7 @@ impl Model {
                 pid: e.from_pid,
                 fd: e.aux,
             }),
-            Via::ScmRights => self
-                .in_flight
-                .get_mut(&e.file_hash)
-                .and_then(VecDeque::pop_front),
+            // Named by `passing`, below.
             _ => None,
         };
         // open, socket, pipe… always make a new description: one known by the same hash was freed
@@ -237,14 +247,19 @@ impl Model {
                 (kind, via, id)
             }
         };
-        changes.push(Change {
+        let change = Change {
             time_ns: e.time_ns,
             kind,
             via,
             holder: Some(holder),
             id,
             from,
-        });
+        };
+        if via == Via::ScmRights {
+            self.passing.receive(e.file_hash, change, changes);
+        } else {
+            changes.push(change);
+        }
     }
 
     fn close(&mut self, pid: u32, fd: u32, time_ns: u64, via: Via, changes: &mut Vec<Change>) {
@@ -294,26 +309,6 @@ impl Model {
                 from: None,
             });
         }
-    }
-
-    /// Releases told since before `before_ns` of descriptions fds still held here are said (the
-    /// calls that dropped those fds did not come: untraced, or out of scope).
-    pub fn expire_releases(&mut self, before_ns: u64, changes: &mut Vec<Change>) {
-        if self.releasing.is_empty() {
-            return;
-        }
-        let mut waiting = std::mem::take(&mut self.releasing);
-        waiting.retain(|&(hash, time_ns)| {
-            let released = self
-                .descriptions
-                .get(&hash)
-                .is_some_and(|description| description.released);
-            if released && time_ns < before_ns {
-                self.release(hash, time_ns, changes);
-            }
-            released && time_ns >= before_ns
-        });
-        self.releasing = waiting;
     }
 
     fn fork(&mut self, e: &WatchEvent, changes: &mut Vec<Change>) {
@@ -440,12 +435,33 @@ impl Model {
         let count = (files.count as usize).min(files.file_hashes.len());
         for (&fd, &hash) in files.fds[..count].iter().zip(&files.file_hashes[..count]) {
             if hash != 0 {
-                self.in_flight
-                    .entry(hash)
-                    .or_default()
-                    .push_back(Holder { pid: e.pid, fd });
+                self.passing.send(Holder { pid: e.pid, fd }, hash);
             }
         }
+    }
+
+    /// What waited since before `before_ns` goes out: receipts of files whose send was not told
+    /// (naming no sender, see [`passing`]), releases of descriptions fds still held here.
+    pub fn expire_held(&mut self, before_ns: u64, changes: &mut Vec<Change>) {
+        self.passing.expire(before_ns, changes);
+        // Releases still waiting for closes that did not come (untraced, or out of scope).
+        if self.releasing.is_empty() {
+            return;
+        }
+        let start = changes.len();
+        let mut waiting = std::mem::take(&mut self.releasing);
+        waiting.retain(|&(hash, time_ns)| {
+            let released = self
+                .descriptions
+                .get(&hash)
+                .is_some_and(|description| description.released);
+            if released && time_ns < before_ns {
+                self.release(hash, time_ns, changes);
+            }
+            released && time_ns >= before_ns
+        });
+        self.releasing = waiting;
+        self.passing.route(changes, start);
     }
 }
 
@@ -462,5 +478,6 @@ fn still_open(open: &ExecFds, fd: u32) -> Option<bool> {
 }
 
 mod change;
+mod passing;
 #[cfg(test)]
 mod tests;

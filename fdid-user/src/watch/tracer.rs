@@ -1,6 +1,6 @@
 //! Loads and attaches `fdid watch`'s tracing programs (from the iterator's object, with its config:
 //! offsets and hash key), fills the scope map, and hands out the ring buffer. What this kernel lacks
-//! is said, not fatal — except the two programs without which nothing can be followed.
+//! is said, not fatal — except the syscall program, without which nothing can be followed.
 
 use aya::{
     Btf, Ebpf,

@@ -1,12 +1,12 @@
 //! `fdid watch`'s tracing programs: each change to an fd table, as a [`WatchEvent`] in a ring buffer.
 //!
-//! Syscalls are seen by two raw BTF tracepoints, `sys_enter` and `sys_exit`, which act on the
+//! Syscalls are seen at their exit by one raw BTF tracepoint, `sys_exit`, which acts on the
 //! syscalls the config's table names (by number, for the architecture userspace was built for):
 //! the new fd comes from the return value (open, socket, dup…), from the user's array (pipe,
 //! socketpair) or from the user's control message (`SCM_RIGHTS` received); the arguments are read
 //! from the syscall's saved registers. The file behind a new fd is read from the caller's fd table
-//! and hashed with the iterator's key, so it is named as a walk names it. A close is said at its
-//! entry, with what the fd holds. Forks, execs and exits come from the scheduler's BTF
+//! and hashed with the iterator's key, so it is named as a walk names it. A close is said with
+//! what the fd holds afterwards (see [`kind::CLOSE`]). Forks, execs and exits come from the scheduler's BTF
 //! tracepoints, the end of a description from `__fput` where the kernel lets it be traced.
 //!
 //! Every kernel address not handed over typed by a tracepoint is followed with
@@ -25,8 +25,8 @@ use aya_ebpf::{
 use fdid_ebpf::{
     siphash::siphash24_u64,
     watch::{
-        CALLS_ENTRIES, DEFAULT_RING_BYTES, EXEC_FD_WORDS, ExecFds, SCOPE_ENTRIES, SCOPE_SETTINGS,
-        SCOPE_TREE, SENT_FILES, SYSCALL_SLOTS, SentFiles, WatchEvent, kind, syscall, via,
+        DEFAULT_RING_BYTES, EXEC_FD_WORDS, ExecFds, SCOPE_ENTRIES, SCOPE_SETTINGS, SCOPE_TREE,
+        SENT_FILES, SYSCALL_SLOTS, SentFiles, WatchEvent, kind, syscall, via,
     },
 };
 
@@ -40,18 +40,6 @@ static FDID_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static FDID_SCOPE: HashMap<u32, u32> = HashMap::with_max_entries(SCOPE_ENTRIES, 0);
-
-/// What close_range's entry noted for its exit: the range.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Call {
-    first: u32,
-    last: u32,
-}
-
-/// Thread (pid_tgid) → the close_range it is inside.
-#[map]
-static FDID_CALLS: HashMap<u64, Call> = HashMap::with_max_entries(CALLS_ENTRIES, 0);
 
 mod sched;
 mod syscalls;

@@ -1,4 +1,4 @@
-//! The two raw syscall tracepoints and what they do at the syscalls that change fd tables.
+//! The raw syscall-exit tracepoint and what it does at the syscalls that change fd tables.
 
 use super::*;
 
@@ -55,43 +55,6 @@ impl Regs {
     }
 }
 
-/// `sys_enter(struct pt_regs *regs, long id)`: close and close_range (what the fds hold is gone
-/// by the exit), sendmsg (the fds sent, said before they can be received).
-#[unsafe(no_mangle)]
-#[unsafe(link_section = "tp_btf/sys_enter")]
-pub extern "C" fn fdid_sys_enter(ctx: *mut c_void) -> i32 {
-    let action = action(arg_word(ctx, 1));
-    // Most calls in the table are seen at their exit only: nothing more to look at here.
-    if !matches!(
-        action,
-        syscall::CLOSE | syscall::CLOSE_RANGE | syscall::SENDMSG
-    ) || compat()
-    {
-        return 0;
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !in_scope((pid_tgid >> 32) as u32) {
-        return 0;
-    }
-    let regs = Regs(arg_ptr(ctx, 0));
-    match action {
-        syscall::CLOSE => closing(regs.arg::<0>() as u32),
-        syscall::CLOSE_RANGE => {
-            const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
-            if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
-                let call = Call {
-                    first: regs.arg::<0>() as u32,
-                    last: regs.arg::<1>() as u32,
-                };
-                let _ = FDID_CALLS.insert(&pid_tgid, &call, 0);
-            }
-        }
-        syscall::SENDMSG => sending(regs.arg::<1>()),
-        _ => {}
-    }
-    0
-}
-
 /// `sys_exit(struct pt_regs *regs, long ret)`: the fds a syscall made.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/sys_exit")]
@@ -101,15 +64,19 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         return 0;
     }
     let action = action(regs.nr());
-    if action == syscall::NONE || action == syscall::SENDMSG || action == syscall::CLOSE {
+    if action == syscall::NONE {
         return 0;
     }
     if compat() || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
         return 0;
     }
     let ret = arg_word(ctx, 1) as i64;
-    if action == syscall::CLOSE_RANGE {
-        closed_range(ret);
+    if action == syscall::CLOSE {
+        // Whatever else it returns, a close of an open fd took it out of the table.
+        const EBADF: i64 = 9;
+        if ret != -EBADF {
+            closed(regs.arg::<0>() as u32);
+        }
         return 0;
     }
     if ret < 0 {
@@ -136,6 +103,13 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
         syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
         syscall::RECVMSG => received(regs.arg::<1>()),
+        syscall::SENDMSG => sending(regs.arg::<1>()),
+        syscall::CLOSE_RANGE if ret == 0 => {
+            const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+            if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
+                closed_range(regs.arg::<0>() as u32, regs.arg::<1>() as u32);
+            }
+        }
         syscall::BPF if makes_bpf_fd(regs.arg::<0>()) => install(fd, via::OPEN, 0, 0),
         syscall::SECCOMP => {
             const SECCOMP_SET_MODE_FILTER: u64 = 1;
@@ -219,16 +193,8 @@ const CMSG_HEADER: u64 = 16;
 const SOL_SOCKET: i32 = 1;
 const SCM_RIGHTS: i32 = 1;
 
-/// `SENT_FILES` × -1, written in a subprogram with volatile stores (see `fill_event`: `[-1; N]`,
-/// or a copy of it, is a byte-by-byte memset).
-#[inline(always)]
-fn no_fds() -> [i32; SENT_FILES] {
-    let mut fds = MaybeUninit::<[i32; SENT_FILES]>::uninit();
-    fill_no_fds(fds.as_mut_ptr());
-    // SAFETY: `fill_no_fds` wrote every element.
-    unsafe { fds.assume_init() }
-}
-
+/// Writes `SENT_FILES` × -1 to `*fds`, in a subprogram with volatile stores (see `fill_event`:
+/// `[-1; N]`, or a copy of it, is a byte-by-byte memset).
 #[inline(never)]
 fn fill_no_fds(fds: *mut [i32; SENT_FILES]) {
     let words = fds.cast::<u64>();
@@ -238,41 +204,56 @@ fn fill_no_fds(fds: *mut [i32; SENT_FILES]) {
     }
 }
 
-/// The fds of the first `SCM_RIGHTS` control message of a user msghdr (up to [`SENT_FILES`]):
-/// (count, fds). The control data is the kernel's copy on receipt, the user's on send.
+/// The first `SCM_RIGHTS` control message of a user msghdr: (how many fds it carries, where they
+/// are). The control data is the kernel's copy on receipt, the user's on send.
 #[inline(always)]
-fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
-    let mut fds = no_fds();
+fn rights_of(msghdr: u64) -> Option<(u32, u64)> {
     let read = |address: u64| {
         // SAFETY: bpf_probe_read_user checks the user address itself.
         unsafe { bpf_probe_read_user((address) as *const u64) }.unwrap_or(0)
     };
     let (control, length) = (read(msghdr + MSG_CONTROL), read(msghdr + MSG_CONTROLLEN));
     if control == 0 || length < CMSG_HEADER {
-        return (0, fds);
+        return None;
     }
     let cmsg_len = read(control);
     let level_and_type = read(control + 8);
     if level_and_type as i32 != SOL_SOCKET || (level_and_type >> 32) as i32 != SCM_RIGHTS {
-        return (0, fds);
+        return None;
     }
     let count = (cmsg_len.saturating_sub(CMSG_HEADER) / 4).min(length / 4) as u32;
-    // Exactly the fds there are (at most SENT_FILES): the buffer may end right after the last one,
-    // at the end of a mapped page.
+    (count > 0).then_some((count, control + CMSG_HEADER))
+}
+
+/// Reads the first `count` (at most [`SENT_FILES`]) fds at user address `fds` into `into`, the rest
+/// -1; false (all -1) if they could not be read.
+#[inline(always)]
+fn read_fds(into: *mut [i32; SENT_FILES], count: u32, fds: u64) -> bool {
+    fill_no_fds(into);
+    // Exactly the fds there are: the buffer may end right after the last one, at a page's end.
     let size = count.min(SENT_FILES as u32) * 4;
-    // SAFETY: the destination is our array of SENT_FILES × 4 bytes ≥ `size`; the helper checks the
-    // user address itself.
-    let rc = unsafe {
-        generated::bpf_probe_read_user(
-            fds.as_mut_ptr().cast(),
-            size,
-            (control + CMSG_HEADER) as *const c_void,
-        )
-    };
+    // SAFETY: `into` is room for SENT_FILES × 4 bytes ≥ `size`; the helper checks the user address.
+    let rc = unsafe { generated::bpf_probe_read_user(into.cast(), size, fds as *const c_void) };
     if rc != 0 {
-        return (0, no_fds());
+        fill_no_fds(into);
     }
-    (count, fds)
+    rc == 0
+}
+
+/// The fds of the first `SCM_RIGHTS` control message of a user msghdr (up to [`SENT_FILES`]):
+/// (count, fds).
+#[inline(always)]
+fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
+    let mut fds = MaybeUninit::<[i32; SENT_FILES]>::uninit();
+    let count = match rights_of(msghdr) {
+        Some((count, at)) if read_fds(fds.as_mut_ptr(), count, at) => count,
+        _ => {
+            fill_no_fds(fds.as_mut_ptr());
+            0
+        }
+    };
+    // SAFETY: `read_fds` or `fill_no_fds` wrote every element.
+    (count, unsafe { fds.assume_init() })
 }
 
 /// recvmsg succeeded: the fds received, from the control message the kernel wrote back.
@@ -295,62 +276,63 @@ struct SendEvent {
     files: SentFiles,
 }
 
-/// sendmsg(fd, msghdr, flags), at entry: the fds an `SCM_RIGHTS` message carries and their
-/// files, said before the message can be received.
-#[inline(always)]
+/// sendmsg(fd, msghdr, flags) sent: the fds its `SCM_RIGHTS` message carried (read again from the
+/// caller's msghdr) and their files (still open in the sender).
+///
+/// A subprogram of its own: its stack is not added to the one `install` extends (5.10 and arm64
+/// refuse a combined stack over 512 bytes).
+#[inline(never)]
 fn sending(msghdr: u64) {
-    let (count, fds) = rights_in(msghdr);
-    if count == 0 {
+    let Some((count, at)) = rights_of(msghdr) else {
         return;
-    }
-    let event = event_of_current(kind::SEND);
+    };
     emit_in_place(|send: *mut SendEvent| {
         // SAFETY: `send` is the reserved room for one SendEvent, written member by member (every
-        // byte: SendEvent has no padding).
+        // byte: SendEvent has no padding); the fds are read straight into it, then each file.
         unsafe {
-            (&raw mut (*send).event).write(event);
-            (&raw mut (*send).files.count).write(count);
+            fill_event(&raw mut (*send).event, kind::SEND);
+            let read = read_fds((&raw mut (*send).files.fds).cast(), count, at);
+            (&raw mut (*send).files.count).write(if read { count } else { 0 });
             (&raw mut (*send).files._pad).write(0);
-            for (i, fd) in fds.into_iter().enumerate() {
-                let (fd, file) = if (i as u32) < count && fd >= 0 {
-                    (fd as u32, file_at(fd as u32))
+            for i in 0..SENT_FILES {
+                let fd = (*send).files.fds[i];
+                let file = if (i as u32) < count && (fd as i32) >= 0 {
+                    file_at(fd)
                 } else {
-                    (u32::MAX, 0)
+                    (*send).files.fds[i] = u32::MAX;
+                    0
                 };
-                (*send).files.fds[i] = fd;
                 (*send).files.file_hashes[i] = if file == 0 { 0 } else { hash(file) };
             }
         }
     });
 }
 
-/// close(fd), at entry: a close of an open fd always takes it out of the table (whatever it then
-/// returns), and nothing else can be installed there before, so it is said now, with the file.
+/// close(fd) took `fd` out of the table. What the fd holds now is read after the event's room is
+/// taken: an fd another thread got at the same number since is seen here, or told after this.
 #[inline(always)]
-fn closing(fd: u32) {
-    let file = file_at(fd);
-    if file == 0 {
-        return;
-    }
-    let mut event = event_of_current(kind::CLOSE);
-    event.fd = fd;
-    event.file_hash = hash(file);
-    emit(&event);
+fn closed(fd: u32) {
+    emit_in_place(|event: *mut WatchEvent| {
+        fill_event(event, kind::CLOSE);
+        // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
+        // `fill_event` just wrote.
+        let event = unsafe { &mut *event };
+        event.fd = fd;
+        let now = file_at(fd);
+        event.file_hash = if now == 0 { 0 } else { hash(now) };
+    });
 }
 
-/// close_range's exit: on success, the range its entry noted is closed.
-#[inline(always)]
-fn closed_range(ret: i64) {
-    let key = bpf_get_current_pid_tgid();
-    // SAFETY: a lookup in our own map, copied out at once.
-    let Some(call) = (unsafe { FDID_CALLS.get(&key).copied() }) else {
-        return;
-    };
-    let _ = FDID_CALLS.remove(&key);
-    if ret == 0 {
-        let mut event = event_of_current(kind::CLOSE_RANGE);
-        event.fd = call.first;
-        event.aux = call.last;
-        emit(&event);
-    }
+/// close_range(first, last) without `CLOSE_RANGE_CLOEXEC` succeeded: every fd from `first` to
+/// `last` is closed. A subprogram of its own, as `sending`.
+#[inline(never)]
+fn closed_range(first: u32, last: u32) {
+    emit_in_place(|event: *mut WatchEvent| {
+        fill_event(event, kind::CLOSE_RANGE);
+        // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
+        // `fill_event` just wrote.
+        let event = unsafe { &mut *event };
+        event.fd = first;
+        event.aux = last;
+    });
 }

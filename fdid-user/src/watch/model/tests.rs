@@ -129,9 +129,127 @@ fn a_file_received_with_scm_rights_names_the_fd_it_was_sent_from() {
             holder(100, 3)
         )]
     );
-    // A second receipt of it without a send the model saw: a share from an unknown sender.
+    // A second receipt of it without a send told: held back until it has waited long enough,
+    // then a share from an unknown sender.
     let again = model.apply(&install(300, 6, 1, via::SCM_RIGHTS, 0));
-    assert_eq!(again[0].from, None);
+    assert!(again.is_empty(), "{again:?}");
+    let mut expired = Vec::new();
+    model.expire_held(1, &mut expired);
+    assert!(expired.is_empty(), "received at 1: not before 1");
+    model.expire_held(2, &mut expired);
+    assert_eq!(
+        summary(&expired),
+        [(ChangeKind::Share, Via::ScmRights, holder(300, 6), None)]
+    );
+}
+
+fn sent(fd: u32, hash: u64) -> Box<SentFiles> {
+    let mut files = SentFiles {
+        count: 1,
+        _pad: 0,
+        fds: [u32::MAX; SENT_FILES],
+        file_hashes: [0; SENT_FILES],
+    };
+    (files.fds[0], files.file_hashes[0]) = (fd, hash);
+    Box::new(files)
+}
+
+#[test]
+fn a_receipt_told_before_its_send_waits_for_it_and_names_the_sender() {
+    let mut model = parent();
+    // The receiver woke and got to its syscall's exit before the sender got to its own.
+    let received = model.apply(&install(300, 5, 1, via::SCM_RIGHTS, 0));
+    assert!(received.is_empty(), "{received:?}");
+    assert!(
+        model.id_of(300, 5).is_some(),
+        "the fd is in the table already"
+    );
+    let send = model.apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)));
+    assert_eq!(
+        summary(&send),
+        [(
+            ChangeKind::Share,
+            Via::ScmRights,
+            holder(300, 5),
+            holder(100, 3)
+        )]
+    );
+    // Told once: nothing left to expire, and the send is not waiting for another receipt.
+    let mut expired = Vec::new();
+    model.expire_held(u64::MAX, &mut expired);
+    assert!(expired.is_empty());
+    let later = model.apply(&install(300, 6, 1, via::SCM_RIGHTS, 0));
+    assert!(later.is_empty(), "held: no send of it left");
+}
+
+#[test]
+fn what_follows_a_held_receipt_waits_behind_it_until_its_send_names_the_sender() {
+    let mut model = parent();
+    // The receiver got the file, closed it and forked before the sender got to its syscall's exit;
+    // meanwhile the sender opened something.
+    assert!(
+        model
+            .apply(&install(300, 5, 1, via::SCM_RIGHTS, 0))
+            .is_empty()
+    );
+    assert!(
+        model
+            .apply(&Event::Close(event(kind::CLOSE, 300, 5)))
+            .is_empty()
+    );
+    assert!(model.apply(&install(100, 9, 0x9, via::OPEN, 0)).is_empty());
+    let send = model.apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)));
+    assert_eq!(
+        summary(&send),
+        [
+            (
+                ChangeKind::Share,
+                Via::ScmRights,
+                holder(300, 5),
+                holder(100, 3)
+            ),
+            (ChangeKind::Gone, Via::Close, holder(300, 5), None),
+            (ChangeKind::New, Via::Open, holder(100, 9), None),
+        ]
+    );
+    // Nothing held any more: the next change goes out at once.
+    let next = model.apply(&Event::Close(event(kind::CLOSE, 100, 9)));
+    assert_eq!(summary(&next).len(), 1);
+}
+
+#[test]
+fn a_send_told_after_its_receipt_went_out_unnamed_is_not_kept_for_a_later_receipt() {
+    let mut model = parent();
+    model.apply(&install(300, 5, 1, via::SCM_RIGHTS, 0));
+    let behind = model.apply(&Event::Close(event(kind::CLOSE, 300, 5)));
+    assert!(behind.is_empty());
+    let mut expired = Vec::new();
+    model.expire_held(2, &mut expired);
+    assert_eq!(
+        summary(&expired),
+        [
+            (ChangeKind::Share, Via::ScmRights, holder(300, 5), None),
+            (ChangeKind::Gone, Via::Close, holder(300, 5), None),
+        ]
+    );
+    // The send, told too late, belongs to that receipt: a later receipt of the same address (the
+    // file freed, another one made there) must not be said to come from it.
+    assert!(
+        model
+            .apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)))
+            .is_empty()
+    );
+    assert!(
+        model
+            .apply(&install(400, 7, 1, via::SCM_RIGHTS, 0))
+            .is_empty()
+    );
+    let mut expired = Vec::new();
+    model.expire_held(u64::MAX, &mut expired);
+    assert_eq!(
+        summary(&expired),
+        [(ChangeKind::Share, Via::ScmRights, holder(400, 7), None)]
+    );
 }
 
 #[test]
@@ -275,21 +393,24 @@ fn release(hash: u64) -> Event {
 }
 
 #[test]
-fn a_description_no_fd_holds_is_released_once_and_unknown_ones_not_at_all() {
+fn a_release_told_before_the_close_that_caused_it_is_said_after_the_closes_gone() {
     let mut model = parent();
     let file = model.id_of(100, 3).unwrap();
-    let close = model.apply(&Event::Close(WatchEvent {
-        file_hash: 1,
-        ..event(kind::CLOSE, 100, 3)
-    }));
-    assert_eq!(summary(&close).len(), 1);
-    let changes = model.apply(&release(1));
+    // The last reference goes inside close(), which is told at its exit: after the release.
+    assert!(
+        model.apply(&release(1)).is_empty(),
+        "fd 3 still holds it here"
+    );
+    let close = model.apply(&Event::Close(event(kind::CLOSE, 100, 3)));
     assert_eq!(
-        changes.iter().map(|c| (c.kind, c.id)).collect::<Vec<_>>(),
-        [(ChangeKind::Released, file)]
+        close.iter().map(|c| (c.kind, c.id)).collect::<Vec<_>>(),
+        [(ChangeKind::Gone, file), (ChangeKind::Released, file)]
     );
     assert!(model.apply(&release(1)).is_empty(), "once");
     assert!(model.apply(&release(0xdead)).is_empty(), "unknown");
+    let mut late = Vec::new();
+    model.expire_held(u64::MAX, &mut late);
+    assert!(late.is_empty(), "said already");
 }
 
 #[test]
@@ -312,19 +433,19 @@ fn a_release_told_before_the_dup2_that_caused_it_is_said_after_its_gone() {
     );
     assert_eq!(dup2[1].id, file);
     let mut late = Vec::new();
-    model.expire_releases(u64::MAX, &mut late);
+    model.expire_held(u64::MAX, &mut late);
     assert!(late.is_empty(), "said already");
 }
 
 #[test]
-fn a_release_whose_call_is_never_told_is_said_after_the_wait() {
+fn a_release_whose_close_is_never_told_is_said_after_the_wait() {
     let mut model = parent();
     let pipe = model.id_of(100, 4).unwrap();
     assert!(model.apply(&release(2)).is_empty());
     let mut said = Vec::new();
-    model.expire_releases(1, &mut said);
+    model.expire_held(1, &mut said);
     assert!(said.is_empty(), "released at 1: not before 1");
-    model.expire_releases(2, &mut said);
+    model.expire_held(2, &mut said);
     assert_eq!(
         said.iter().map(|c| (c.kind, c.id)).collect::<Vec<_>>(),
         [(ChangeKind::Released, pipe)]
@@ -352,18 +473,49 @@ fn an_open_at_the_address_of_a_closed_description_is_a_new_description() {
 }
 
 #[test]
-fn a_close_of_what_the_fd_no_longer_holds_changes_nothing() {
+fn a_close_told_after_another_threads_open_got_the_number_changes_nothing_more() {
     let mut model = parent();
-    // The walk saw fd 3 reopened already: the close is of the description before.
-    let stale = model.apply(&Event::Close(WatchEvent {
+    // Another thread's open took fd 3 again, and was told before the close.
+    let opened = model.apply(&install(100, 3, 0x5eed, via::OPEN, 0));
+    assert_eq!(
+        summary(&opened),
+        [
+            (ChangeKind::Gone, Via::Close, holder(100, 3), None),
+            (ChangeKind::New, Via::Open, holder(100, 3), None),
+        ]
+    );
+    let new_id = model.id_of(100, 3);
+    // The close says fd 3 holds that description now: the model has it already.
+    let close = model.apply(&Event::Close(WatchEvent {
         file_hash: 0x5eed,
         ..event(kind::CLOSE, 100, 3)
     }));
-    assert!(stale.is_empty());
-    assert!(model.id_of(100, 3).is_some());
-    let current = model.apply(&Event::Close(WatchEvent {
-        file_hash: 1,
+    assert!(close.is_empty(), "{close:?}");
+    assert_eq!(model.id_of(100, 3), new_id);
+}
+
+#[test]
+fn a_close_told_before_the_open_that_took_the_number_again_closes_the_old_description() {
+    let mut model = parent();
+    // Read after the close: the fd already holds another description, not yet told.
+    let close = model.apply(&Event::Close(WatchEvent {
+        file_hash: 0x5eed,
         ..event(kind::CLOSE, 100, 3)
     }));
-    assert_eq!(current.len(), 1);
+    assert_eq!(
+        summary(&close),
+        [(ChangeKind::Gone, Via::Close, holder(100, 3), None)]
+    );
+    let opened = model.apply(&install(100, 3, 0x5eed, via::OPEN, 0));
+    assert_eq!(
+        summary(&opened),
+        [(ChangeKind::New, Via::Open, holder(100, 3), None)]
+    );
+    // And a plain close (nothing at the fd after it) of fd 4.
+    let close = model.apply(&Event::Close(event(kind::CLOSE, 100, 4)));
+    assert_eq!(
+        summary(&close),
+        [(ChangeKind::Gone, Via::Close, holder(100, 4), None)]
+    );
+    assert_eq!(model.id_of(100, 4), None);
 }

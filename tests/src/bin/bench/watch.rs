@@ -97,7 +97,7 @@ fn time_watched(
 }
 
 /// The fastest of five loops of a syscall `fdid watch` has nothing to do at (getppid): ns a call.
-/// Every syscall of the machine passes the watch's two tracepoints; this is what that costs.
+/// Every syscall of the machine passes the watch's syscall-exit tracepoint; this is what that costs.
 fn ignored_syscall_ns() -> f64 {
     const CALLS: u32 = 1_000_000;
     (0..5)
@@ -168,7 +168,7 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         report,
         "\nA syscall the watch has nothing to do at (getppid, fastest of five loops of a million): \
          {plain:.0} ns alone, {traced:.0} ns with a whole-system watch running ({:+.0} ns: every \
-         syscall passes its two tracepoints).",
+         syscall passes its syscall-exit tracepoint).",
         traced - plain
     )?;
     eprintln!("ignored syscall: {plain:.0} ns alone, {traced:.0} ns watched");
