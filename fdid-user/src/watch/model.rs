@@ -38,8 +38,8 @@ struct Description {
     id: OpenFileId,
     /// How many fds (of any table) hold it.
     fds: usize,
-    /// Its release was told while fds still held it: the closes that dropped them come after
-    /// (a close is told at its syscall's exit, the release inside the call).
+    /// Its release was told while fds still held it here: the calls that dropped them are told
+    /// after (close, dup2 over an open fd and exec are told at their end, the release inside them).
     released: bool,
 }
 
@@ -140,7 +140,7 @@ impl Model {
             Event::Exec(e, fds) => self.exec(e, fds, changes),
             Event::Exit(e) => self.exit(e, changes),
             Event::Release(e) => match self.descriptions.get_mut(&e.file_hash) {
-                // Still held here: said once the closes that dropped its fds are told, or when
+                // Still held here: said once the calls that dropped its fds are told, or when
                 // they have not come in time (`expire_held`).
                 Some(description) if description.fds > 0 => {
                     description.released = true;
@@ -444,7 +444,7 @@ impl Model {
     /// (naming no sender, see [`passing`]), releases of descriptions fds still held here.
     pub fn expire_held(&mut self, before_ns: u64, changes: &mut Vec<Change>) {
         self.passing.expire(before_ns, changes);
-        // Releases still waiting for closes that did not come (untraced, or out of scope).
+        // Releases still waiting for calls that did not come (untraced, or out of scope).
         if self.releasing.is_empty() {
             return;
         }
