@@ -18,6 +18,8 @@ use anyhow::{Context as _, Result, bail};
 
 use super::median;
 
+mod parts;
+
 /// The workload itself (`fdid-bench churn WORKERS ROUNDS`): [`fdid_tests::churn::run`].
 pub fn churn(args: &[String]) -> Result<()> {
     let number = |i: usize| -> Result<u32> {
@@ -30,25 +32,25 @@ pub fn churn(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Wall time of one churn run.
-fn time_churn(exe: &Path, workers: u32, rounds: u32) -> Result<Duration> {
-    let started = Instant::now();
+/// Wall time of one churn run, and the CPU time its processes used.
+fn time_churn(exe: &Path, workers: u32, rounds: u32) -> Result<(Duration, Duration)> {
+    let (started, cpu) = (Instant::now(), parts::children_cpu());
     let status = Command::new(exe)
         .args(["churn", &workers.to_string(), &rounds.to_string()])
         .status()?;
     if !status.success() {
         bail!("the churn workload failed ({status})");
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), parts::children_cpu().saturating_sub(cpu)))
 }
 
-/// Runs `work` while a whole-system `fdid watch --json` runs (from its `ready` line to a Ctrl-C
-/// after `work`), its output read on a thread of its own by `consume`, as a consumer (`wc -l`)
-/// would: what `work` and `consume` returned.
+/// Runs `work` (given the watch's pid) while a whole-system `fdid watch --json` runs (from its
+/// `ready` line to a Ctrl-C after `work`), its output read on a thread of its own by `consume`, as
+/// a consumer (`wc -l`) would: what `work` and `consume` returned.
 fn while_watched<T, C: Send + 'static>(
     fdid: &Path,
     consume: impl FnOnce(BufReader<ChildStdout>) -> C + Send + 'static,
-    work: impl FnOnce() -> Result<T>,
+    work: impl FnOnce(u32) -> Result<T>,
 ) -> Result<(T, C)> {
     let mut watch = Command::new(fdid)
         .args(["watch", "--json"])
@@ -63,7 +65,7 @@ fn while_watched<T, C: Send + 'static>(
         bail!("fdid watch: {ready}");
     }
     let reader = std::thread::spawn(move || consume(out));
-    let done = work();
+    let done = work(watch.id());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     watch.wait()?;
@@ -78,7 +80,7 @@ fn time_watched(
     exe: &Path,
     workers: u32,
     rounds: u32,
-) -> Result<(Duration, u64, u64)> {
+) -> Result<((Duration, Duration), u64, u64)> {
     // One buffer for every line, the last kept for its summary.
     let count_lines = |mut out: BufReader<ChildStdout>| {
         let (mut count, mut line, mut last) = (0u64, String::new(), String::new());
@@ -90,7 +92,7 @@ fn time_watched(
         (count, last)
     };
     let (time, (count, summary)) =
-        while_watched(fdid, count_lines, || time_churn(exe, workers, rounds))?;
+        while_watched(fdid, count_lines, |_| time_churn(exe, workers, rounds))?;
     let summary: serde_json::Value = serde_json::from_str(&summary).context("the summary line")?;
     let lost = summary["lost"].as_u64().context("lost in the summary")?;
     Ok((time, count, lost))
@@ -115,8 +117,14 @@ fn ignored_syscall_ns() -> f64 {
 /// [`ignored_syscall_ns`] with a whole-system `fdid watch --json` running (its output discarded).
 fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
     let discard = |mut out: BufReader<ChildStdout>| std::io::copy(&mut out, &mut std::io::sink());
-    let (ns, _) = while_watched(fdid, discard, || Ok(ignored_syscall_ns()))?;
+    let (ns, _) = while_watched(fdid, discard, |_| Ok(ignored_syscall_ns()))?;
     Ok(ns)
+}
+
+/// The median of some ratios.
+fn median_ratio(mut ratios: Vec<f64>) -> f64 {
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 /// Runs the comparison `runs` times — a run alone and a watched one side by side, in alternating
@@ -126,6 +134,7 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
     let exe = std::env::current_exe()?;
     let (workers, rounds) = (4, 2000);
     let (mut alone, mut watched, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_alone, mut cpu_ratios) = (Vec::new(), Vec::new());
     let (mut lines, mut lost) = (0u64, 0u64);
     for run in 0..runs {
         let (time_alone, (time_watched, count, lost_now)) = if run % 2 == 0 {
@@ -135,29 +144,51 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
             let result = time_watched(fdid, &exe, workers, rounds)?;
             (time_churn(&exe, workers, rounds)?, result)
         };
+        let ((time_alone, cpu), (time_watched, cpu_watched)) = (time_alone, time_watched);
         ratios.push(time_watched.as_secs_f64() / time_alone.as_secs_f64());
+        cpu_ratios.push(cpu_watched.as_secs_f64() / cpu.as_secs_f64());
         alone.push(time_alone);
         watched.push(time_watched);
+        cpu_alone.push(cpu);
         lines = count;
         lost += lost_now;
     }
-    let alone = median(alone);
-    let watched = median(watched);
-    ratios.sort_by(f64::total_cmp);
-    let slowdown = ratios[ratios.len() / 2] - 1.0;
+    let (alone, watched, cpu_alone) = (median(alone), median(watched), median(cpu_alone));
+    let slowdown = median_ratio(ratios) - 1.0;
+    let cpu_growth = median_ratio(cpu_ratios) - 1.0;
     writeln!(
         report,
         "\n## fdid watch under churn\n\n{workers} workers × {rounds} rounds (pipe, socketpair, dup, \
          fork, SCM_RIGHTS to the child, exit, close), median of {runs} alternate runs; `fdid watch --json` on the \
          whole system, its output read by a consumer thread; the slowdown is the median of the \
-         {runs} pairs' ratios.\n\n\
-         | | churn wall time | slowdown | watch lines (last run) | lost events (all runs) |\n\
-         |---|---:|---:|---:|---:|\n\
-         | alone | {:.2} s | | | |\n\
-         | with fdid watch | {:.2} s | {:+.1}% | {lines} | {lost} |",
+         {runs} pairs' ratios, and so is the growth of the CPU time the churn's own processes use \
+         (fdid's programs run inside them; its reader does not).\n\n\
+         | | churn wall time | slowdown | churn's own CPU | watch lines (last run) | lost events (all runs) |\n\
+         |---|---:|---:|---:|---:|---:|\n\
+         | alone | {:.2} s | | {:.2} s | | |\n\
+         | with fdid watch | {:.2} s | {:+.1}% | {:+.1}% | {lines} | {lost} |",
         alone.as_secs_f64(),
+        cpu_alone.as_secs_f64(),
         watched.as_secs_f64(),
-        slowdown * 100.0
+        slowdown * 100.0,
+        cpu_growth * 100.0
+    )?;
+    let parts = parts::measure(fdid, &exe, workers, rounds)?;
+    writeln!(
+        report,
+        "\nOne more watched run, part by part: the churn's processes used {:.0} ms of CPU, {} \
+         fdid's reader {:.0} ms.",
+        parts.churn_cpu.as_secs_f64() * 1e3,
+        match parts.programs {
+            Some(programs) => format!(
+                "fdid's programs {:.0} ms of it (`kernel.bpf_stats_enabled` on for that run);",
+                programs.as_secs_f64() * 1e3
+            ),
+            None => "(fdid's programs' own time unknown: `kernel.bpf_stats_enabled` could not be \
+                     turned on);"
+                .to_owned(),
+        },
+        parts.reader_cpu.as_secs_f64() * 1e3
     )?;
     eprintln!(
         "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%), {lines} lines, {lost} lost",
