@@ -38,7 +38,8 @@ fn a_file_received_with_scm_rights_names_the_fd_it_was_sent_from() {
     );
 }
 
-fn sent(fd: u32, hash: u64) -> Box<SentFiles> {
+/// `pid` sent its fd `fd`, which holds the description `hash`, with SCM_RIGHTS.
+fn send(pid: u32, fd: u32, hash: u64) -> Event {
     let mut files = SentFiles {
         count: 1,
         _pad: 0,
@@ -46,7 +47,7 @@ fn sent(fd: u32, hash: u64) -> Box<SentFiles> {
         file_hashes: [0; SENT_FILES],
     };
     (files.fds[0], files.file_hashes[0]) = (fd, hash);
-    Box::new(files)
+    Event::Send(event(kind::SEND, pid, 0), Box::new(files))
 }
 
 #[test]
@@ -59,9 +60,9 @@ fn a_receipt_told_before_its_send_waits_for_it_and_names_the_sender() {
         model.id_of(300, 5).is_some(),
         "the fd is in the table already"
     );
-    let send = model.apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)));
+    let told = model.apply(&send(100, 3, 1));
     assert_eq!(
-        summary(&send),
+        summary(&told),
         [(
             ChangeKind::Share,
             Via::ScmRights,
@@ -93,9 +94,9 @@ fn what_follows_a_held_receipt_waits_behind_it_until_its_send_names_the_sender()
             .is_empty()
     );
     assert!(model.apply(&install(100, 9, 0x9, via::OPEN, 0)).is_empty());
-    let send = model.apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)));
+    let told = model.apply(&send(100, 3, 1));
     assert_eq!(
-        summary(&send),
+        summary(&told),
         [
             (
                 ChangeKind::Share,
@@ -129,11 +130,7 @@ fn a_send_told_after_its_receipt_went_out_unnamed_is_not_kept_for_a_later_receip
     );
     // The send, told too late, belongs to that receipt: a later receipt of the same address (the
     // file freed, another one made there) must not be said to come from it.
-    assert!(
-        model
-            .apply(&Event::Send(event(kind::SEND, 100, 0), sent(3, 1)))
-            .is_empty()
-    );
+    assert!(model.apply(&send(100, 3, 1)).is_empty());
     assert!(
         model
             .apply(&install(400, 7, 1, via::SCM_RIGHTS, 0))
