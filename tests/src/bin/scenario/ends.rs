@@ -4,9 +4,9 @@
 
 use std::os::fd::RawFd;
 
-use fdid_tests::fdpass::{receive_fd, send_fd};
-
-use super::{Facts, check, child_forever, fork, pause, pipe, read_i32, write_i32};
+use super::{
+    Facts, check, child_forever, fork, pause, pipe, read_i32, receive, send, socketpair, write_i32,
+};
 
 /// A socket of `family`/`kind` bound to loopback port 0; returns (fd, port).
 fn bound(family: libc::c_int, kind: libc::c_int) -> Option<(RawFd, u16)> {
@@ -126,41 +126,23 @@ pub fn unix_path(pid: u32) -> std::path::PathBuf {
 /// connection (`unix_accepted`).
 pub fn ends(facts: &mut Facts) -> Vec<libc::pid_t> {
     let parent = std::process::id() as libc::pid_t;
-    let mut channel = [0; 2];
-    let mut pair = [0; 2];
-    let mut pipe_fds = [0; 2];
     let report = pipe();
-    // SAFETY: socketpair/pipe write two fds into local arrays.
-    unsafe {
-        check(
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, channel.as_mut_ptr()).into(),
-            "socketpair",
-        );
-    }
+    let channel = socketpair();
     let pair_child = fork();
     if pair_child == 0 {
-        let received = receive_fd(channel[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
+        let received = receive(channel[1]);
         write_i32(report[1], received);
         child_forever(parent, pause);
     }
-    // SAFETY: as above.
-    unsafe {
-        check(
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()).into(),
-            "socketpair",
-        );
-    }
-    send_fd(channel[0], pair[1]).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
+    let pair = socketpair();
+    send(channel[0], pair[1]);
     // SAFETY: closing our own copy of the end we sent.
     unsafe { libc::close(pair[1]) };
     facts.add("pair_a", pair[0]);
     facts.add("pair_child", pair_child);
     facts.add("pair_b_in_child", read_i32(report[0]));
 
-    // SAFETY: as above.
-    check(unsafe { libc::pipe(pipe_fds.as_mut_ptr()) }.into(), "pipe");
+    let pipe_fds = pipe();
     let leaker = fork();
     if leaker == 0 {
         child_forever(parent, pause);

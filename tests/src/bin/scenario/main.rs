@@ -34,7 +34,7 @@
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
-use fdid_tests::fdpass::receive_fd;
+use fdid_tests::fdpass::{receive_fd, send_fd};
 
 mod ends;
 mod makers;
@@ -246,6 +246,18 @@ fn socketpair() -> [RawFd; 2] {
     pair
 }
 
+/// Sends `fd` over the unix socket `socket` with SCM_RIGHTS, or exits.
+fn send(socket: RawFd, fd: RawFd) {
+    if send_fd(socket, fd).is_err() {
+        check(-1, "sendmsg");
+    }
+}
+
+/// Receives one fd sent with SCM_RIGHTS over the unix socket `socket`, or exits.
+fn receive(socket: RawFd) -> RawFd {
+    receive_fd(socket).unwrap_or_else(|_| check(-1, "recvmsg"))
+}
+
 fn pipe() -> [RawFd; 2] {
     let mut fds = [0; 2];
     // SAFETY: pipe writes two fds into the local array.
@@ -333,7 +345,7 @@ fn main() {
             unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) }.into(),
             "accept",
         );
-        let received = receive_fd(connection).unwrap_or_else(|_| check(-1, "recvmsg"));
+        let received = receive(connection);
         let mut out = std::io::stdout().lock();
         writeln!(out, "received {received}")
             .and_then(|()| out.flush())

@@ -3,11 +3,9 @@
 
 use std::os::fd::RawFd;
 
-use fdid_tests::fdpass::{receive_fd, send_fd};
-
 use super::{
-    Facts, check, child_forever, fork, open, pause, pipe, read_i32, scratch_file, socketpair,
-    unlink, write_i32,
+    Facts, check, child_forever, fork, open, pause, pipe, read_i32, receive, scratch_file, send,
+    socketpair, unlink, write_i32,
 };
 
 pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
@@ -16,16 +14,14 @@ pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
     let parent = std::process::id() as libc::pid_t;
     let child = fork();
     if child == 0 {
-        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
+        let received = receive(pair[1]);
         write_i32(report[1], received);
         child_forever(parent, pause);
     }
     let path = scratch_file("scm");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
-    send_fd(pair[0], file).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
+    send(pair[0], file);
     facts.add("child", child);
     facts.add("file", file);
     facts.add("child_fd", read_i32(report[0]));
@@ -34,9 +30,7 @@ pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
         unsafe { libc::memfd_create(c"fdid-in-flight".as_ptr(), 0) }.into(),
         "memfd_create",
     );
-    send_fd(pair[0], in_flight).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
+    send(pair[0], in_flight);
     facts.add("in_flight", in_flight);
     vec![child]
 }
@@ -49,7 +43,7 @@ pub fn siblings(facts: &mut Facts) -> Vec<libc::pid_t> {
     let parent = std::process::id() as libc::pid_t;
     let receiver = fork();
     if receiver == 0 {
-        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
+        let received = receive(pair[1]);
         write_i32(from_receiver[1], received);
         child_forever(parent, pause);
     }
@@ -58,9 +52,7 @@ pub fn siblings(facts: &mut Facts) -> Vec<libc::pid_t> {
         let path = scratch_file("siblings");
         let file = open(&path, libc::O_RDWR);
         unlink(&path);
-        send_fd(pair[0], file).unwrap_or_else(|_| {
-            check(-1, "sendmsg");
-        });
+        send(pair[0], file);
         write_i32(from_sender[1], file);
         child_forever(parent, pause);
     }
@@ -117,9 +109,7 @@ pub fn scm_send(facts: &mut Facts, name: &str) {
     let path = scratch_file("scm-send");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);
-    send_fd(socket, file).unwrap_or_else(|_| {
-        check(-1, "sendmsg");
-    });
+    send(socket, file);
     facts.add("file", file);
 }
 

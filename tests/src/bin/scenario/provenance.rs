@@ -15,11 +15,9 @@
 
 use std::io::{BufRead as _, Write as _};
 
-use fdid_tests::fdpass::{receive_fd, send_fd};
-
 use super::{
-    Facts, check, child_forever, fork, open, passing::take_fd, pause, pipe, read_i32, scratch_file,
-    socketpair, unlink, write_i32,
+    Facts, check, child_forever, fork, open, passing::take_fd, pause, pipe, read_i32, receive,
+    scratch_file, send, socketpair, unlink, write_i32,
 };
 
 /// The fd `file` is dup2'ed to.
@@ -40,7 +38,7 @@ pub fn prepare(facts: &mut Facts) -> Prepared {
     let parent = std::process::id() as libc::pid_t;
     let unrelated = fork();
     if unrelated == 0 {
-        let received = receive_fd(pair[1]).unwrap_or_else(|_| check(-1, "recvmsg"));
+        let received = receive(pair[1]);
         let taken = take_fd(parent, DUP2_FD);
         write_i32(report[1], received);
         write_i32(report[1], taken);
@@ -89,9 +87,7 @@ impl Prepared {
                 libc::_exit(127);
             }
         }
-        send_fd(self.socket, file).unwrap_or_else(|_| {
-            check(-1, "sendmsg");
-        });
+        send(self.socket, file);
         let received = read_i32(self.report);
         let taken = read_i32(self.report);
         let mut out = std::io::stdout().lock();
