@@ -114,9 +114,13 @@ fn ignored_syscall_ns() -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// A consumer of watch's output that reads and drops it.
+fn discard(mut out: BufReader<ChildStdout>) -> std::io::Result<u64> {
+    std::io::copy(&mut out, &mut std::io::sink())
+}
+
 /// [`ignored_syscall_ns`] with a whole-system `fdid watch --json` running (its output discarded).
 fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
-    let discard = |mut out: BufReader<ChildStdout>| std::io::copy(&mut out, &mut std::io::sink());
     let (ns, _) = while_watched(fdid, discard, |_| Ok(ignored_syscall_ns()))?;
     Ok(ns)
 }

@@ -93,8 +93,7 @@ pub struct Parts {
 /// Runs one more watched churn with the kernel's BPF stats on and measures its parts.
 pub fn measure(fdid: &Path, exe: &Path, workers: u32, rounds: u32) -> Result<Parts> {
     let stats = BpfStats::on();
-    let discard = |mut out| std::io::copy(&mut out, &mut std::io::sink());
-    let (parts, _) = super::while_watched(fdid, discard, |pid| {
+    let (parts, _) = super::while_watched(fdid, super::discard, |pid| {
         let (programs, reader) = (programs_time(pid), process_cpu(pid));
         let (_, churn_cpu) = super::time_churn(exe, workers, rounds)?;
         // The reader reads the ring on a timer: let it finish with the churn's last events.
