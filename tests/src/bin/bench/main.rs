@@ -242,8 +242,9 @@ struct Row {
     note: String,
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
+/// The middle value, of times or of ratios.
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     values[values.len() / 2]
 }
 

@@ -125,12 +125,6 @@ fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
     Ok(ns)
 }
 
-/// The median of some ratios.
-fn median_ratio(mut ratios: Vec<f64>) -> f64 {
-    ratios.sort_by(f64::total_cmp);
-    ratios[ratios.len() / 2]
-}
-
 /// Runs the comparison `runs` times — a run alone and a watched one side by side, in alternating
 /// order, as the machine's speed drifts — and appends its section to the report. The slowdown is
 /// the median of the pairs' ratios.
@@ -158,8 +152,8 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         lost += lost_now;
     }
     let (alone, watched, cpu_alone) = (median(alone), median(watched), median(cpu_alone));
-    let slowdown = median_ratio(ratios) - 1.0;
-    let cpu_growth = median_ratio(cpu_ratios) - 1.0;
+    let slowdown = median(ratios) - 1.0;
+    let cpu_growth = median(cpu_ratios) - 1.0;
     writeln!(
         report,
         "\n## fdid watch under churn\n\n{workers} workers × {rounds} rounds (pipe, socketpair, dup, \
