@@ -8,7 +8,7 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::Path,
     process::{ChildStdout, Command, Stdio},
     time::{Duration, Instant},
@@ -81,19 +81,9 @@ fn time_watched(
     workers: u32,
     rounds: u32,
 ) -> Result<((Duration, Duration), u64, u64)> {
-    // One buffer for every line, the last kept for its summary.
-    let count_lines = |mut out: BufReader<ChildStdout>| {
-        let (mut count, mut line, mut last) = (0u64, String::new(), String::new());
-        while out.read_line(&mut line).is_ok_and(|n| n > 0) {
-            count += 1;
-            std::mem::swap(&mut line, &mut last);
-            line.clear();
-        }
-        (count, last)
-    };
     let (time, (count, summary)) =
         while_watched(fdid, count_lines, |_| time_churn(exe, workers, rounds))?;
-    let summary: serde_json::Value = serde_json::from_str(&summary).context("the summary line")?;
+    let summary: serde_json::Value = serde_json::from_slice(&summary).context("the summary line")?;
     let lost = summary["lost"].as_u64().context("lost in the summary")?;
     Ok((time, count, lost))
 }
@@ -112,6 +102,36 @@ fn ignored_syscall_ns() -> f64 {
             started.elapsed().as_nanos() as f64 / f64::from(CALLS)
         })
         .fold(f64::INFINITY, f64::min)
+}
+
+/// A consumer of watch's output that counts its lines as `wc -l` does (newlines in large reads,
+/// no line handled on its own), keeping the last for its summary: (lines, the last line).
+fn count_lines(mut out: impl Read) -> (u64, Vec<u8>) {
+    let (mut count, mut buffer) = (0u64, vec![0u8; 1 << 16]);
+    // The last whole line, and what followed the last newline so far.
+    let (mut last, mut partial) = (Vec::new(), Vec::new());
+    loop {
+        let chunk = match out.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => &buffer[..n],
+        };
+        let Some(end) = chunk.iter().rposition(|&b| b == b'\n') else {
+            partial.extend_from_slice(chunk);
+            continue;
+        };
+        count += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        last.clear();
+        match chunk[..end].iter().rposition(|&b| b == b'\n') {
+            Some(newline) => last.extend_from_slice(&chunk[newline + 1..end]),
+            None => {
+                last.append(&mut partial);
+                last.extend_from_slice(&chunk[..end]);
+            }
+        }
+        partial.clear();
+        partial.extend_from_slice(&chunk[end + 1..]);
+    }
+    (count, last)
 }
 
 /// A consumer of watch's output that reads and drops it.
@@ -202,4 +222,31 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
     )?;
     eprintln!("ignored syscall: {plain:.0} ns alone, {traced:.0} ns watched");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_lines;
+
+    /// Hands out its bytes a few at a time, as a pipe may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(into.len());
+            into[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_summary_is_the_last_line_however_the_reads_split_it() {
+        let output = b"{\"event\": \"ready\"}\n{\"event\": \"share\"}\n{\"event\": \"summary\", \"lost\": 0}\n";
+        for step in 1..=output.len() {
+            let (count, last) = count_lines(Trickle(output, step));
+            assert_eq!(count, 3, "reads of {step} bytes");
+            assert_eq!(last, b"{\"event\": \"summary\", \"lost\": 0}", "reads of {step} bytes");
+        }
+    }
 }
