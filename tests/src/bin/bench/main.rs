@@ -243,9 +243,14 @@ struct Row {
 }
 
 /// The middle value, of times or of ratios.
-fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+fn median<T: Copy + PartialOrd>(values: Vec<T>) -> T {
+    quantile(values, 0.5)
+}
+
+/// The value a fraction `q` of the way up `values` in order (0.25: the lower quartile).
+fn quantile<T: Copy + PartialOrd>(mut values: Vec<T>, q: f64) -> T {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    values[values.len() / 2]
+    values[(q * (values.len() - 1) as f64).round() as usize]
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -463,5 +468,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("fdid-bench: error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, quantile};
+
+    #[test]
+    fn quartiles_and_median_of_runs_in_any_order() {
+        let runs = vec![5, 1, 4, 2, 3];
+        assert_eq!(quantile(runs.clone(), 0.0), 1);
+        assert_eq!(quantile(runs.clone(), 0.25), 2);
+        assert_eq!(median(runs.clone()), 3);
+        assert_eq!(quantile(runs.clone(), 0.75), 4);
+        assert_eq!(quantile(runs, 1.0), 5);
     }
 }

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::median;
+use super::{median, quantile};
 
 mod parts;
 
@@ -172,6 +172,11 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         lost += lost_now;
     }
     let (alone, watched, cpu_alone) = (median(alone), median(watched), median(cpu_alone));
+    // The pairs' spread: the machine's drift moves single pairs by more than watch costs.
+    let (quarter, three_quarters) = (
+        quantile(ratios.clone(), 0.25) - 1.0,
+        quantile(ratios.clone(), 0.75) - 1.0,
+    );
     let slowdown = median(ratios) - 1.0;
     let cpu_growth = median(cpu_ratios) - 1.0;
     writeln!(
@@ -180,11 +185,14 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
          fork, SCM_RIGHTS to the child, exit, close), median of {runs} alternate runs; `fdid watch --json` on the \
          whole system, its output read by a consumer thread; the slowdown is the median of the \
          {runs} pairs' ratios, and so is the growth of the CPU time the churn's own processes use \
-         (fdid's programs run inside them; its reader does not).\n\n\
+         (fdid's programs run inside them; its reader does not). The middle half of the pairs \
+         slowed by {:+.1} … {:+.1}%.\n\n\
          | | churn wall time | slowdown | churn's own CPU | watch lines (last run) | lost events (all runs) |\n\
          |---|---:|---:|---:|---:|---:|\n\
          | alone | {:.2} s | | {:.2} s | | |\n\
          | with fdid watch | {:.2} s | {:+.1}% | {:+.1}% | {lines} | {lost} |",
+        quarter * 100.0,
+        three_quarters * 100.0,
         alone.as_secs_f64(),
         cpu_alone.as_secs_f64(),
         watched.as_secs_f64(),
@@ -209,8 +217,11 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         parts.reader_cpu.as_secs_f64() * 1e3
     )?;
     eprintln!(
-        "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%), {lines} lines, {lost} lost",
-        slowdown * 100.0
+        "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%; middle half of the pairs \
+         {:+.1} … {:+.1}%), {lines} lines, {lost} lost",
+        slowdown * 100.0,
+        quarter * 100.0,
+        three_quarters * 100.0
     );
     let (plain, traced) = (ignored_syscall_ns(), ignored_syscall_ns_watched(fdid)?);
     writeln!(
