@@ -24,8 +24,12 @@ pub extern "C" fn fdid_fork(ctx: *mut c_void) -> i32 {
     if parent_tgid == child_tgid || !in_scope(parent_tgid) {
         return 0;
     }
+    // A scoped watch of a tree takes the child in (a whole-system one follows it anyway: no lookup
+    // per fork).
     // SAFETY: a lookup in our own map.
-    if unsafe { FDID_SCOPE.get(&SCOPE_SETTINGS).copied() } == Some(SCOPE_TREE) {
+    if config!(watch.scoped) != 0
+        && unsafe { FDID_SCOPE.get(&SCOPE_SETTINGS).copied() } == Some(SCOPE_TREE)
+    {
         let _ = FDID_SCOPE.insert(&child_tgid, &1, 0);
     }
     let mut event = event_of_current(kind::FORK);
