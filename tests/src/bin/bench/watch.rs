@@ -83,7 +83,8 @@ fn time_watched(
 ) -> Result<((Duration, Duration), u64, u64)> {
     let (time, (count, summary)) =
         while_watched(fdid, count_lines, |_| time_churn(exe, workers, rounds))?;
-    let summary: serde_json::Value = serde_json::from_slice(&summary).context("the summary line")?;
+    let summary: serde_json::Value =
+        serde_json::from_slice(&summary).context("the summary line")?;
     let lost = summary["lost"].as_u64().context("lost in the summary")?;
     Ok((time, count, lost))
 }
@@ -257,7 +258,10 @@ mod tests {
         for step in 1..=output.len() {
             let (count, last) = count_lines(Trickle(output, step));
             assert_eq!(count, 3, "reads of {step} bytes");
-            assert_eq!(last, b"{\"event\": \"summary\", \"lost\": 0}", "reads of {step} bytes");
+            assert_eq!(
+                last, b"{\"event\": \"summary\", \"lost\": 0}",
+                "reads of {step} bytes"
+            );
         }
     }
 }
