@@ -18,6 +18,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{median, quantile};
 
+mod calls;
 mod parts;
 
 /// The workload itself (`fdid-bench churn WORKERS ROUNDS`): [`fdid_tests::churn::run`].
@@ -89,22 +90,6 @@ fn time_watched(
     Ok((time, count, lost))
 }
 
-/// The fastest of five loops of a syscall `fdid watch` has nothing to do at (getppid): ns a call.
-/// Every syscall of the machine passes the watch's syscall-exit tracepoint; this is what that costs.
-fn ignored_syscall_ns() -> f64 {
-    const CALLS: u32 = 1_000_000;
-    (0..5)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                // SAFETY: getppid has no arguments and no effects.
-                unsafe { libc::syscall(libc::SYS_getppid) };
-            }
-            started.elapsed().as_nanos() as f64 / f64::from(CALLS)
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 /// A consumer of watch's output that counts its lines as `wc -l` does (newlines in large reads,
 /// no line handled on its own), keeping the last for its summary: (lines, the last line).
 fn count_lines(mut out: impl Read) -> (u64, Vec<u8>) {
@@ -138,12 +123,6 @@ fn count_lines(mut out: impl Read) -> (u64, Vec<u8>) {
 /// A consumer of watch's output that reads and drops it.
 fn discard(mut out: BufReader<ChildStdout>) -> std::io::Result<u64> {
     std::io::copy(&mut out, &mut std::io::sink())
-}
-
-/// [`ignored_syscall_ns`] with a whole-system `fdid watch --json` running (its output discarded).
-fn ignored_syscall_ns_watched(fdid: &Path) -> Result<f64> {
-    let (ns, _) = while_watched(fdid, discard, |_| Ok(ignored_syscall_ns()))?;
-    Ok(ns)
 }
 
 /// Runs the comparison `runs` times — a run alone and a watched one side by side, in alternating
@@ -224,15 +203,7 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         quarter * 100.0,
         three_quarters * 100.0
     );
-    let (plain, traced) = (ignored_syscall_ns(), ignored_syscall_ns_watched(fdid)?);
-    writeln!(
-        report,
-        "\nA syscall the watch has nothing to do at (getppid, fastest of five loops of a million): \
-         {plain:.0} ns alone, {traced:.0} ns with a whole-system watch running ({:+.0} ns: every \
-         syscall passes its syscall-exit tracepoint).",
-        traced - plain
-    )?;
-    eprintln!("ignored syscall: {plain:.0} ns alone, {traced:.0} ns watched");
+    calls::section(fdid, report)?;
     Ok(())
 }
 
