@@ -208,16 +208,18 @@ fn fill_no_fds(fds: *mut [i32; SENT_FILES]) {
 /// are). The control data is the kernel's copy on receipt, the user's on send.
 #[inline(always)]
 fn rights_of(msghdr: u64) -> Option<(u32, u64)> {
+    // Two adjacent words in one read (zeroes if it fails).
     let read = |address: u64| {
         // SAFETY: bpf_probe_read_user checks the user address itself.
-        unsafe { bpf_probe_read_user((address) as *const u64) }.unwrap_or(0)
+        unsafe { bpf_probe_read_user(address as *const [u64; 2]) }.unwrap_or([0; 2])
     };
-    let (control, length) = (read(msghdr + MSG_CONTROL), read(msghdr + MSG_CONTROLLEN));
+    const _: () = assert!(MSG_CONTROLLEN == MSG_CONTROL + 8);
+    let [control, length] = read(msghdr + MSG_CONTROL);
     if control == 0 || length < CMSG_HEADER {
         return None;
     }
-    let cmsg_len = read(control);
-    let level_and_type = read(control + 8);
+    // `cmsg_len`, then `cmsg_level` and `cmsg_type`.
+    let [cmsg_len, level_and_type] = read(control);
     if level_and_type as i32 != SOL_SOCKET || (level_and_type >> 32) as i32 != SCM_RIGHTS {
         return None;
     }
@@ -246,8 +248,15 @@ fn read_fds(into: *mut [i32; SENT_FILES], count: u32, fds: u64) -> bool {
 fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
     let mut fds = MaybeUninit::<[i32; SENT_FILES]>::uninit();
     let count = match rights_of(msghdr) {
-        Some((count, at)) if read_fds(fds.as_mut_ptr(), count, at) => count,
-        _ => {
+        // A failed read leaves them all -1.
+        Some((count, at)) => {
+            if read_fds(fds.as_mut_ptr(), count, at) {
+                count
+            } else {
+                0
+            }
+        }
+        None => {
             fill_no_fds(fds.as_mut_ptr());
             0
         }
