@@ -93,10 +93,13 @@ const ROUNDS: [Round; 4] = [
     },
 ];
 
-/// ns a round: the fastest of three loops of `LOOP` rounds.
+/// Loops of each kind of round, and rounds a loop.
+const LOOPS: usize = 3;
+const LOOP: u32 = 100_000;
+
+/// ns a round: the fastest of `LOOPS` loops of `LOOP` rounds.
 fn round_ns(round: &Round, fds: &Fds) -> f64 {
-    const LOOP: u32 = 100_000;
-    (0..3)
+    (0..LOOPS)
         .map(|_| {
             let started = Instant::now();
             for _ in 0..LOOP {
@@ -116,7 +119,7 @@ pub fn section(fdid: &Path, report: &mut String) -> Result<()> {
     let (watched, _) = super::while_watched(fdid, super::discard, |_| Ok(all()))?;
     writeln!(
         report,
-        "\nSingle calls in a loop (the fastest of three loops of 100,000 rounds), alone and with a \
+        "\nSingle calls in a loop (the fastest of {LOOPS} loops of {LOOP} rounds), alone and with a \
          whole-system `fdid watch --json` running: every syscall of the machine passes the \
          watch's syscall-exit tracepoint, and the calls it follows write events.\n\n\
          | round | alone | watched | added |\n|---|---:|---:|---:|"
