@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{median, quantile};
+use super::{median, median_interval, quantile};
 
 mod calls;
 mod parts;
@@ -157,6 +157,9 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         quantile(ratios.clone(), 0.25) - 1.0,
         quantile(ratios.clone(), 0.75) - 1.0,
     );
+    // How far the median itself can be trusted: the goal (≤ 10%) holds when all of it lies below.
+    let (low, high) = median_interval(ratios.clone());
+    let (low, high) = (low - 1.0, high - 1.0);
     let slowdown = median(ratios) - 1.0;
     let cpu_growth = median(cpu_ratios) - 1.0;
     writeln!(
@@ -166,13 +169,16 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
          whole system, its output read by a consumer thread; the slowdown is the median of the \
          {runs} pairs' ratios, and so is the growth of the CPU time the churn's own processes use \
          (fdid's programs run inside them; its reader does not). The middle half of the pairs \
-         slowed by {:+.1} … {:+.1}%.\n\n\
+         slowed by {:+.1} … {:+.1}%; the median slowdown lies in {:+.1} … {:+.1}% with 95% \
+         confidence.\n\n\
          | | churn wall time | slowdown | churn's own CPU | watch lines (last run) | lost events (all runs) |\n\
          |---|---:|---:|---:|---:|---:|\n\
          | alone | {:.2} s | | {:.2} s | | |\n\
          | with fdid watch | {:.2} s | {:+.1}% | {:+.1}% | {lines} | {lost} |",
         quarter * 100.0,
         three_quarters * 100.0,
+        low * 100.0,
+        high * 100.0,
         alone.as_secs_f64(),
         cpu_alone.as_secs_f64(),
         watched.as_secs_f64(),
@@ -197,9 +203,11 @@ pub fn section(fdid: &Path, runs: usize, report: &mut String) -> Result<()> {
         parts.reader_cpu.as_secs_f64() * 1e3
     )?;
     eprintln!(
-        "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%; middle half of the pairs \
-         {:+.1} … {:+.1}%), {lines} lines, {lost} lost",
+        "watch under churn: alone {alone:?}, watched {watched:?} ({:+.1}%, 95% confidence \
+         {:+.1} … {:+.1}%; middle half of the pairs {:+.1} … {:+.1}%), {lines} lines, {lost} lost",
         slowdown * 100.0,
+        low * 100.0,
+        high * 100.0,
         quarter * 100.0,
         three_quarters * 100.0
     );
