@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{measure, median};
+use super::{measure, stats::median};
 
 /// A process holding exactly fds 0–9 (a pipe, /dev/null and its dups), until dropped.
 struct TenFds {

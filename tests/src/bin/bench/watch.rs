@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{median, median_interval, quantile};
+use super::stats::{median, median_interval, quantile};
 
 mod calls;
 mod parts;
