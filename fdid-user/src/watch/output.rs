@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     io::{self, Write},
+    rc::Rc,
 };
 
 use rustc_hash::FxHashMap as HashMap;
@@ -48,6 +49,9 @@ impl Comm {
     }
 }
 
+/// Distinct process names kept made (a few hundred on most machines).
+const NAMES_KEPT: usize = 1 << 16;
+
 /// Bytes gathered before they are written out in the middle of a batch.
 const WRITE_AT: usize = 1 << 18;
 
@@ -58,7 +62,10 @@ pub struct Printer<W: Write> {
     /// Lines not yet written to `sink`: each line is made here, in place.
     out: Vec<u8>,
     json: bool,
-    comms: HashMap<u32, Comm>,
+    comms: HashMap<u32, Rc<Comm>>,
+    /// Each name the events said, made once: a forked child shares its parent's (cleared when it
+    /// grows past [`NAMES_KEPT`]).
+    names: HashMap<[u8; 16], Rc<Comm>>,
     comm_of: Box<dyn Fn(u32) -> String>,
     shares: BTreeMap<Via, u64>,
     /// The latest [`Printer::keep`] shares; `unlisted` earlier ones were let go.
@@ -77,6 +84,7 @@ impl<W: Write> Printer<W> {
             out: Vec::with_capacity(WRITE_AT + (1 << 12)),
             json,
             comms: HashMap::default(),
+            names: HashMap::default(),
             comm_of: Box::new(comm_of),
             shares: BTreeMap::new(),
             provenance: VecDeque::new(),
@@ -93,25 +101,24 @@ impl<W: Write> Printer<W> {
             return;
         }
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        let comm = &raw[..end];
-        if comm.is_empty() {
+        if end == 0 {
             return;
         }
-        match self.comms.get_mut(&pid) {
-            // Named by /proc before: the same name, now known as the programs say it.
-            Some(known) if known.name.as_bytes() == comm => known.raw = *raw,
-            _ => {
-                let name = String::from_utf8_lossy(comm).into_owned();
-                self.comms.insert(pid, Comm::new(name, *raw));
-            }
+        if self.names.len() >= NAMES_KEPT {
+            self.names.clear();
         }
+        let comm = self.names.entry(*raw).or_insert_with(|| {
+            let name = String::from_utf8_lossy(&raw[..end]).into_owned();
+            Rc::new(Comm::new(name, *raw))
+        });
+        self.comms.insert(pid, Rc::clone(comm));
     }
 
     /// Makes sure `pid` has a name in `comms`.
     fn know_comm(&mut self, pid: u32) {
         if !self.comms.contains_key(&pid) {
             let comm = (self.comm_of)(pid);
-            self.comms.insert(pid, Comm::new(comm, [0; 16]));
+            self.comms.insert(pid, Rc::new(Comm::new(comm, [0; 16])));
         }
     }
 
