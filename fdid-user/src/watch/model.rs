@@ -8,7 +8,7 @@
 //! `files_struct` where the survey saw them, so processes sharing one (`CLONE_FILES`) share it here.
 //! No I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, hash_map::Entry};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -213,31 +213,33 @@ impl Model {
             // Named by `passing`, below.
             _ => None,
         };
-        // open, socket, pipe… always make a new description: one known by the same hash was freed
-        // and its address reused (its release was not seen).
-        if via == Via::Open
-            && let Some(old) = self.descriptions.remove(&e.file_hash)
-        {
-            self.tree.forget(old.id);
-        }
-        let (kind, via, id) = match self.descriptions.get_mut(&e.file_hash) {
-            Some(description) => {
+        let (kind, via, id) = match self.descriptions.entry(e.file_hash) {
+            // open, socket, pipe… always make a new description: one known by the same hash was
+            // freed and its address reused (its release was not seen).
+            Entry::Occupied(mut known) if via != Via::Open => {
+                let description = known.get_mut();
                 description.fds += 1;
-                // An fd of a known description with no traced cause.
-                let via = if via == Via::Open { Via::Install } else { via };
                 (ChangeKind::Share, via, description.id)
             }
-            None => {
+            entry => {
+                if let Entry::Occupied(reused) = &entry {
+                    self.tree.forget(reused.get().id);
+                }
                 let genid = make_genid(dev::to_user(e.dev), e.ino, e.pos);
                 let id = self.tree.add(genid, Some(e.file_hash));
-                self.descriptions.insert(
-                    e.file_hash,
-                    Description {
-                        id,
-                        fds: 1,
-                        released: false,
-                    },
-                );
+                let description = Description {
+                    id,
+                    fds: 1,
+                    released: false,
+                };
+                match entry {
+                    Entry::Occupied(mut reused) => {
+                        reused.insert(description);
+                    }
+                    Entry::Vacant(new) => {
+                        new.insert(description);
+                    }
+                }
                 // Passed in from a process the model does not follow: still a share.
                 let kind = if via == Via::Open {
                     ChangeKind::New
@@ -323,21 +325,15 @@ impl Model {
         let Some(parent_fds) = self.tables.get_mut(&parent_table) else {
             return;
         };
-        let fds: Vec<(u32, u64)> = parent_fds
-            .fds
-            .iter()
-            .map(|(fd, hash)| (*fd, *hash))
-            .collect();
+        let fds = parent_fds.fds.clone();
         let via = if e.aux == 1 {
             parent_fds.users += 1;
-            self.table_of.insert(child, parent_table);
             Via::CloneFiles
         } else {
-            self.new_table(child, fds.iter().copied().collect());
             Via::Fork
         };
-        for (fd, hash) in fds {
-            let Some(description) = self.descriptions.get_mut(&hash) else {
+        for (&fd, hash) in &fds {
+            let Some(description) = self.descriptions.get_mut(hash) else {
                 continue;
             };
             if via == Via::Fork {
@@ -351,6 +347,12 @@ impl Model {
                 id: description.id,
                 from: Some(Holder { pid: parent, fd }),
             });
+        }
+        match via {
+            Via::Fork => self.new_table(child, fds),
+            _ => {
+                self.table_of.insert(child, parent_table);
+            }
         }
     }
 
@@ -402,7 +404,11 @@ impl Model {
         };
         old.users = old.users.saturating_sub(1);
         let shared = old.users > 0;
-        let fds: Vec<(u32, u64)> = old.fds.iter().map(|(fd, hash)| (*fd, *hash)).collect();
+        let fds = if shared {
+            old.fds.clone()
+        } else {
+            std::mem::take(&mut old.fds)
+        };
         if !shared {
             self.tables.remove(&table);
         }

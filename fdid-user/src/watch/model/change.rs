@@ -20,8 +20,6 @@ pub enum Via {
     Close,
     CloseRange,
     Exit,
-    /// Installed by the kernel in a way not traced (binder, seccomp notifications…).
-    Install,
 }
 
 impl Via {
@@ -37,7 +35,6 @@ impl Via {
             Self::Close => "close",
             Self::CloseRange => "close_range",
             Self::Exit => "exit",
-            Self::Install => "install",
         }
     }
 
