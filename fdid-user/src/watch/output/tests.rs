@@ -197,3 +197,26 @@ fn a_process_is_named_as_the_latest_event_says_and_by_proc_until_one_does() {
         ["python3", "sleep", "sleep", "proc4244", "proc4244", "bash"]
     );
 }
+
+#[test]
+fn a_machine_whose_processes_keep_taking_new_names_keeps_the_names_made_bounded_not_forgotten() {
+    let mut p = printer(true);
+    let name = |n: u32| {
+        let mut raw = [0u8; 16];
+        raw[..10].copy_from_slice(format!("job-{n:06}").as_bytes());
+        raw
+    };
+    for n in 0..NAMES_KEPT as u32 + 10 {
+        p.learn_comm(100_000 + n, &name(n));
+    }
+    assert!(p.names.len() < NAMES_KEPT, "{} names kept", p.names.len());
+    // Processes named before the names were let go keep theirs.
+    let mut change = share(Via::Fork, None);
+    change.holder = Some(Holder {
+        pid: 100_000,
+        fd: 5,
+    });
+    p.change(&change).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text(p).trim_end()).unwrap();
+    assert_eq!(line["comm"], "job-000000");
+}
