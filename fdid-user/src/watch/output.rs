@@ -49,7 +49,7 @@ impl Comm {
     }
 }
 
-/// Distinct process names kept made (a few hundred on most machines).
+/// How many distinct process names are kept once made (most machines have a few hundred).
 const NAMES_KEPT: usize = 1 << 16;
 
 /// Bytes gathered before they are written out in the middle of a batch.
