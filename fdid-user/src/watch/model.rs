@@ -227,19 +227,11 @@ impl Model {
                 }
                 let genid = make_genid(dev::to_user(e.dev), e.ino, e.pos);
                 let id = self.tree.add(genid, Some(e.file_hash));
-                let description = Description {
+                entry.insert_entry(Description {
                     id,
                     fds: 1,
                     released: false,
-                };
-                match entry {
-                    Entry::Occupied(mut reused) => {
-                        reused.insert(description);
-                    }
-                    Entry::Vacant(new) => {
-                        new.insert(description);
-                    }
-                }
+                });
                 // Passed in from a process the model does not follow: still a share.
                 let kind = if via == Via::Open {
                     ChangeKind::New
