@@ -15,6 +15,9 @@ use super::{
 };
 use crate::{report::json::write_str, tree::OpenFileId};
 
+mod json_line;
+use json_line::LineMaker;
+
 /// Stories of shares kept for the summary: a long watch of a busy machine forgets the oldest
 /// (about 6 MB).
 pub const PROVENANCE_KEPT: usize = 100_000;
@@ -62,6 +65,8 @@ pub struct Printer<W: Write> {
     /// Lines not yet written to `sink`: each line is made here, in place.
     out: Vec<u8>,
     json: bool,
+    /// Makes the JSON lines.
+    line: LineMaker,
     comms: HashMap<u32, Rc<Comm>>,
     /// Each name the events said, made once: a forked child shares its parent's (cleared when it
     /// grows past [`NAMES_KEPT`]).
@@ -83,6 +88,7 @@ impl<W: Write> Printer<W> {
             sink,
             out: Vec::with_capacity(WRITE_AT + (1 << 12)),
             json,
+            line: LineMaker::default(),
             comms: HashMap::default(),
             names: HashMap::default(),
             comm_of: Box::new(comm_of),
@@ -112,6 +118,7 @@ impl<W: Write> Printer<W> {
             Rc::new(Comm::new(name, *raw))
         });
         self.comms.insert(pid, Rc::clone(comm));
+        self.line.forget();
     }
 
     /// Makes sure `pid` has a name in `comms`.
@@ -183,8 +190,9 @@ impl<W: Write> Printer<W> {
             if let Some(h) = holder {
                 self.know_comm(h.pid);
             }
-            write_change_json(&mut self.out, change, |pid| {
-                self.comms.get(&pid).map(|comm| comm.json.as_slice())
+            let comms = &self.comms;
+            self.line.write(&mut self.out, change, |pid| {
+                comms.get(&pid).map(|comm| comm.json.as_slice())
             });
             return self.write_if_full();
         }
@@ -400,48 +408,6 @@ impl<W: Write> Printer<W> {
             }
         }
         self.flush()
-    }
-}
-
-/// One change as a JSON line; `comm` names a holder's process.
-fn write_change_json<'a>(
-    line: &mut Vec<u8>,
-    change: &Change,
-    comm_json: impl Fn(u32) -> Option<&'a [u8]>,
-) {
-    let mut number = itoa::Buffer::new();
-    let mut holder = |line: &mut Vec<u8>, holder: Option<Holder>| match holder {
-        Some(h) => {
-            line.extend_from_slice(b"\"pid\": ");
-            line.extend_from_slice(number.format(h.pid).as_bytes());
-            line.extend_from_slice(b", \"fd\": ");
-            line.extend_from_slice(number.format(h.fd).as_bytes());
-        }
-        None => line.extend_from_slice(b"\"pid\": null, \"fd\": null"),
-    };
-    line.extend_from_slice(b"{\"time_ns\": ");
-    line.extend_from_slice(itoa::Buffer::new().format(change.time_ns).as_bytes());
-    line.extend_from_slice(b", \"event\": \"");
-    line.extend_from_slice(change.kind.name().as_bytes());
-    line.extend_from_slice(b"\", \"via\": \"");
-    line.extend_from_slice(change.via.name().as_bytes());
-    line.extend_from_slice(b"\", ");
-    holder(line, change.holder);
-    line.extend_from_slice(b", \"id\": ");
-    line.extend_from_slice(itoa::Buffer::new().format(change.id.0).as_bytes());
-    line.extend_from_slice(b", \"comm\": ");
-    match change.holder.and_then(|h| comm_json(h.pid)) {
-        Some(comm) => line.extend_from_slice(comm),
-        None => line.extend_from_slice(b"null"),
-    }
-    line.extend_from_slice(b", \"from\": ");
-    match change.from {
-        Some(from) => {
-            line.push(b'{');
-            holder(line, Some(from));
-            line.extend_from_slice(b"}}\n");
-        }
-        None => line.extend_from_slice(b"null}\n"),
     }
 }
 

@@ -220,3 +220,65 @@ fn a_machine_whose_processes_keep_taking_new_names_keeps_the_names_made_bounded_
     let line: serde_json::Value = serde_json::from_str(text(p).trim_end()).unwrap();
     assert_eq!(line["comm"], "job-000000");
 }
+
+#[test]
+fn each_line_of_a_fork_says_its_own_fd_and_id_and_the_next_events_lines_nothing_of_them() {
+    let mut p = printer(true);
+    let fork = |fd: u32, from_pid: u32| Change {
+        holder: Some(Holder { pid: 4243, fd }),
+        id: OpenFileId::new(0x0020_8ee8, fd),
+        ..share(Via::Fork, Some(Holder { pid: from_pid, fd }))
+    };
+    let mut changes: Vec<Change> = (0..3).map(|fd| fork(fd, 4242)).collect();
+    // At the same moment: another source, another kind, another way, another holder, no holder.
+    changes.push(fork(3, 4241));
+    changes.push(Change {
+        kind: ChangeKind::Gone,
+        via: Via::Exit,
+        from: None,
+        ..fork(4, 4242)
+    });
+    changes.push(Change {
+        via: Via::Dup,
+        ..fork(5, 4242)
+    });
+    changes.push(Change {
+        holder: Some(Holder { pid: 4242, fd: 6 }),
+        ..fork(6, 4242)
+    });
+    changes.push(Change {
+        kind: ChangeKind::Released,
+        holder: None,
+        from: None,
+        ..fork(7, 4242)
+    });
+    for change in &changes {
+        p.change(change).unwrap();
+    }
+    let out = text(p);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), changes.len());
+    for (line, change) in lines.iter().zip(&changes) {
+        let holder = |h: Option<Holder>| match h {
+            Some(h) => (serde_json::json!(h.pid), serde_json::json!(h.fd)),
+            None => (serde_json::Value::Null, serde_json::Value::Null),
+        };
+        let (pid, fd) = holder(change.holder);
+        let from = match change.from {
+            Some(from) => serde_json::json!({"pid": from.pid, "fd": from.fd}),
+            None => serde_json::Value::Null,
+        };
+        let comm = match change.holder {
+            Some(_) => serde_json::json!("python3"),
+            None => serde_json::Value::Null,
+        };
+        let expected = serde_json::json!({
+            "time_ns": 5, "event": change.kind.name(), "via": change.via.name(), "pid": pid,
+            "fd": fd, "id": change.id.0, "comm": comm, "from": from,
+        });
+        assert_eq!(line, &expected);
+    }
+}

@@ -1,0 +1,99 @@
+//! One change as a JSON line. The lines one event makes — a fork's shares, an exit's gones — differ
+//! only in their fds and ids, so what they have in common (time, event, via, pid, comm, the pid they
+//! came from) is made once per run of such lines and copied into each.
+
+use super::super::model::{Change, ChangeKind, Via};
+
+/// What the parts made were made for: a line with other values here needs its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shared {
+    time_ns: u64,
+    kind: ChangeKind,
+    via: Via,
+    pid: Option<u32>,
+    from_pid: Option<u32>,
+}
+
+/// Makes JSON lines, keeping the parts the last one shares with the next.
+#[derive(Default)]
+pub(super) struct LineMaker {
+    made_for: Option<Shared>,
+    /// `{"time_ns": …, "event": …, "via": …, "pid": …, "fd": ` (or through `"fd": null`).
+    head: Vec<u8>,
+    /// `, "comm": …, "from": {"pid": …, "fd": ` (or through `"from": null}` and the newline).
+    middle: Vec<u8>,
+    number: itoa::Buffer,
+}
+
+impl LineMaker {
+    /// Forgets the parts made: a process's name changed.
+    pub(super) fn forget(&mut self) {
+        self.made_for = None;
+    }
+
+    /// Appends `change` as a line to `line`; `comm_json` names a holder's process.
+    pub(super) fn write<'a>(
+        &mut self,
+        line: &mut Vec<u8>,
+        change: &Change,
+        comm_json: impl Fn(u32) -> Option<&'a [u8]>,
+    ) {
+        let shared = Shared {
+            time_ns: change.time_ns,
+            kind: change.kind,
+            via: change.via,
+            pid: change.holder.map(|h| h.pid),
+            from_pid: change.from.map(|h| h.pid),
+        };
+        if self.made_for != Some(shared) {
+            self.make(shared, comm_json);
+        }
+        line.extend_from_slice(&self.head);
+        if let Some(holder) = change.holder {
+            line.extend_from_slice(self.number.format(holder.fd).as_bytes());
+        }
+        line.extend_from_slice(b", \"id\": ");
+        line.extend_from_slice(self.number.format(change.id.0).as_bytes());
+        line.extend_from_slice(&self.middle);
+        if let Some(from) = change.from {
+            line.extend_from_slice(self.number.format(from.fd).as_bytes());
+            line.extend_from_slice(b"}}\n");
+        }
+    }
+
+    fn make<'a>(&mut self, shared: Shared, comm_json: impl Fn(u32) -> Option<&'a [u8]>) {
+        let (head, middle, number) = (&mut self.head, &mut self.middle, &mut self.number);
+        head.clear();
+        head.extend_from_slice(b"{\"time_ns\": ");
+        head.extend_from_slice(number.format(shared.time_ns).as_bytes());
+        head.extend_from_slice(b", \"event\": \"");
+        head.extend_from_slice(shared.kind.name().as_bytes());
+        head.extend_from_slice(b"\", \"via\": \"");
+        head.extend_from_slice(shared.via.name().as_bytes());
+        head.extend_from_slice(b"\", ");
+        match shared.pid {
+            Some(pid) => {
+                head.extend_from_slice(b"\"pid\": ");
+                head.extend_from_slice(number.format(pid).as_bytes());
+                head.extend_from_slice(b", \"fd\": ");
+            }
+            None => head.extend_from_slice(b"\"pid\": null, \"fd\": null"),
+        }
+        middle.clear();
+        middle.extend_from_slice(b", \"comm\": ");
+        match shared.pid.and_then(comm_json) {
+            Some(comm) => middle.extend_from_slice(comm),
+            None => middle.extend_from_slice(b"null"),
+        }
+        middle.extend_from_slice(b", \"from\": ");
+        match shared.from_pid {
+            Some(pid) => {
+                middle.extend_from_slice(b"{\"pid\": ");
+                middle.extend_from_slice(number.format(pid).as_bytes());
+                middle.extend_from_slice(b", \"fd\": ");
+            }
+            None => middle.extend_from_slice(b"null}\n"),
+        }
+        self.made_for = Some(shared);
+    }
+}
