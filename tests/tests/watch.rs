@@ -32,7 +32,7 @@ fn watch(args: &[&str]) -> Option<(Child, std::io::Lines<BufReader<std::process:
         .expect("start fdid watch");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     match lines.next() {
-        Some(Ok(line)) if line.contains("\"event\": \"ready\"") => {
+        Some(Ok(line)) if line.contains("\"event\":\"ready\"") => {
             // Every program loads (a verifier refusal would show here), but `__fput`, which some
             // kernels (this project's VMs) do not let be traced.
             let ready: Value = serde_json::from_str(&line).expect("JSON");

@@ -145,7 +145,7 @@ impl<W: Write> Printer<W> {
         if self.json {
             write!(
                 self.out,
-                "{{\"event\": \"ready\", \"time_ns\": {time_ns}, \"processes\": {processes}, \"fds\": {fds}, \"unfollowed\": "
+                "{{\"event\":\"ready\",\"time_ns\":{time_ns},\"processes\":{processes},\"fds\":{fds},\"unfollowed\":"
             )?;
             write_unfollowed(&mut self.out, unfollowed)?;
             writeln!(self.out, "}}")?;
@@ -232,7 +232,7 @@ impl<W: Write> Printer<W> {
         if self.json {
             writeln!(
                 self.out,
-                "{{\"event\": \"lost\", \"time_ns\": {time_ns}, \"count\": {count}}}"
+                "{{\"event\":\"lost\",\"time_ns\":{time_ns},\"count\":{count}}}"
             )?;
         } else {
             writeln!(
@@ -315,25 +315,25 @@ impl<W: Write> Printer<W> {
         if self.json {
             write!(
                 self.out,
-                "{{\"event\": \"summary\", \"time_ns\": {time_ns}, \"shares\": {{"
+                "{{\"event\":\"summary\",\"time_ns\":{time_ns},\"shares\":{{"
             )?;
             for (i, (via, count)) in self.shares.iter().enumerate() {
-                let comma = if i == 0 { "" } else { ", " };
-                write!(self.out, "{comma}\"{}\": {count}", via.name())?;
+                let comma = if i == 0 { "" } else { "," };
+                write!(self.out, "{comma}\"{}\":{count}", via.name())?;
             }
-            write!(self.out, "}}, \"provenance\": [")?;
+            write!(self.out, "}},\"provenance\":[")?;
             for (i, share) in provenance.iter().enumerate() {
-                let comma = if i == 0 { "" } else { ", " };
+                let comma = if i == 0 { "" } else { "," };
                 write!(
                     self.out,
-                    "{comma}{{\"pid\": {}, \"fd\": {}, \"id\": {}, \"via\": \"{}\", \"from\": ",
+                    "{comma}{{\"pid\":{},\"fd\":{},\"id\":{},\"via\":\"{}\",\"from\":",
                     share.holder.pid,
                     share.holder.fd,
                     share.id.0,
                     share.via.name()
                 )?;
                 match share.from {
-                    Some(h) => write!(self.out, "{{\"pid\": {}, \"fd\": {}}}", h.pid, h.fd)?,
+                    Some(h) => write!(self.out, "{{\"pid\":{},\"fd\":{}}}", h.pid, h.fd)?,
                     None => write!(self.out, "null")?,
                 }
                 let exec = match share.exec {
@@ -341,7 +341,7 @@ impl<W: Write> Printer<W> {
                     Some(false) => "\"closed\"",
                     None => "null",
                 };
-                write!(self.out, ", \"exec\": {exec}, \"ended\": ")?;
+                write!(self.out, ",\"exec\":{exec},\"ended\":")?;
                 match share.ended {
                     Some(via) => write!(self.out, "\"{}\"}}", via.name())?,
                     None => write!(self.out, "null}}")?,
@@ -349,7 +349,7 @@ impl<W: Write> Printer<W> {
             }
             write!(
                 self.out,
-                "], \"unlisted\": {}, \"lost\": {lost}, \"skipped\": {skipped}, \"unfollowed\": ",
+                "],\"unlisted\":{},\"lost\":{lost},\"skipped\":{skipped},\"unfollowed\":",
                 self.unlisted
             )?;
             write_unfollowed(&mut self.out, unfollowed)?;
@@ -435,11 +435,11 @@ fn gone_reason(via: Via) -> &'static str {
 fn write_unfollowed(out: &mut impl Write, unfollowed: &[Unfollowed]) -> io::Result<()> {
     write!(out, "[")?;
     for (i, u) in unfollowed.iter().enumerate() {
-        write!(out, "{}{{\"what\": ", if i == 0 { "" } else { ", " })?;
+        write!(out, "{}{{\"what\":", if i == 0 { "" } else { "," })?;
         write_str(out, u.what)?;
-        write!(out, ", \"target\": ")?;
+        write!(out, ",\"target\":")?;
         write_str(out, u.target)?;
-        write!(out, ", \"reason\": ")?;
+        write!(out, ",\"reason\":")?;
         write_str(out, &u.reason)?;
         write!(out, "}}")?;
     }

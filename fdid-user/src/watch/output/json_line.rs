@@ -52,7 +52,7 @@ impl LineMaker {
         if let Some(holder) = change.holder {
             line.extend_from_slice(self.number.format(holder.fd).as_bytes());
         }
-        line.extend_from_slice(b", \"id\": ");
+        line.extend_from_slice(b",\"id\":");
         line.extend_from_slice(self.number.format(change.id.0).as_bytes());
         line.extend_from_slice(&self.middle);
         if let Some(from) = change.from {
@@ -64,33 +64,33 @@ impl LineMaker {
     fn make<'a>(&mut self, shared: Shared, comm_json: impl Fn(u32) -> Option<&'a [u8]>) {
         let (head, middle, number) = (&mut self.head, &mut self.middle, &mut self.number);
         head.clear();
-        head.extend_from_slice(b"{\"time_ns\": ");
+        head.extend_from_slice(b"{\"time_ns\":");
         head.extend_from_slice(number.format(shared.time_ns).as_bytes());
-        head.extend_from_slice(b", \"event\": \"");
+        head.extend_from_slice(b",\"event\":\"");
         head.extend_from_slice(shared.kind.name().as_bytes());
-        head.extend_from_slice(b"\", \"via\": \"");
+        head.extend_from_slice(b"\",\"via\":\"");
         head.extend_from_slice(shared.via.name().as_bytes());
-        head.extend_from_slice(b"\", ");
+        head.extend_from_slice(b"\",");
         match shared.pid {
             Some(pid) => {
-                head.extend_from_slice(b"\"pid\": ");
+                head.extend_from_slice(b"\"pid\":");
                 head.extend_from_slice(number.format(pid).as_bytes());
-                head.extend_from_slice(b", \"fd\": ");
+                head.extend_from_slice(b",\"fd\":");
             }
-            None => head.extend_from_slice(b"\"pid\": null, \"fd\": null"),
+            None => head.extend_from_slice(b"\"pid\":null,\"fd\":null"),
         }
         middle.clear();
-        middle.extend_from_slice(b", \"comm\": ");
+        middle.extend_from_slice(b",\"comm\":");
         match shared.pid.and_then(comm_json) {
             Some(comm) => middle.extend_from_slice(comm),
             None => middle.extend_from_slice(b"null"),
         }
-        middle.extend_from_slice(b", \"from\": ");
+        middle.extend_from_slice(b",\"from\":");
         match shared.from_pid {
             Some(pid) => {
-                middle.extend_from_slice(b"{\"pid\": ");
+                middle.extend_from_slice(b"{\"pid\":");
                 middle.extend_from_slice(number.format(pid).as_bytes());
-                middle.extend_from_slice(b", \"fd\": ");
+                middle.extend_from_slice(b",\"fd\":");
             }
             None => middle.extend_from_slice(b"null}\n"),
         }

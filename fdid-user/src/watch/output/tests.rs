@@ -77,11 +77,11 @@ fn every_json_line_has_the_same_fields_and_from_is_null_when_unknown() {
     assert_eq!(
         lines[0],
         format!(
-            "{{\"time_ns\": 5, \"event\": \"share\", \"via\": \"scm_rights\", \"pid\": 4243, \"fd\": 5, \"id\": {}, \"comm\": \"python3\", \"from\": null}}",
+            "{{\"time_ns\":5,\"event\":\"share\",\"via\":\"scm_rights\",\"pid\":4243,\"fd\":5,\"id\":{},\"comm\":\"python3\",\"from\":null}}",
             0x0020_8ee8_0000_0008u64
         )
     );
-    assert!(lines[1].contains("\"event\": \"released\"") && lines[1].contains("\"pid\": null"));
+    assert!(lines[1].contains("\"event\":\"released\"") && lines[1].contains("\"pid\":null"));
 }
 
 #[test]
@@ -111,17 +111,14 @@ fn the_summary_counts_shares_by_kind_and_tells_each_ones_story() {
     let out = text(p);
     let summary = out.lines().last().unwrap();
     assert!(
-        summary.starts_with(
-            "{\"event\": \"summary\", \"time_ns\": 9, \"shares\": {\"dup\": 1, \"fork\": 1}"
-        ),
+        summary
+            .starts_with("{\"event\":\"summary\",\"time_ns\":9,\"shares\":{\"dup\":1,\"fork\":1}"),
         "{summary}"
     );
     assert!(
-        summary.contains(
-            "\"via\": \"fork\", \"from\": {\"pid\": 4242, \"fd\": 5}, \"exec\": \"kept\""
-        )
+        summary.contains("\"via\":\"fork\",\"from\":{\"pid\":4242,\"fd\":5},\"exec\":\"kept\"")
     );
-    assert!(summary.contains("\"lost\": 0"));
+    assert!(summary.contains("\"lost\":0"));
 }
 
 #[test]
@@ -162,11 +159,8 @@ fn a_long_watch_keeps_the_latest_stories_and_says_how_many_it_let_go() {
     p.summary(9, 0, 0, &[]).unwrap();
     let out = text(p);
     let summary = out.lines().last().unwrap();
-    assert!(summary.contains("\"shares\": {\"dup\": 3}"), "{summary}");
-    assert!(
-        summary.contains("\"unlisted\": 1, \"lost\": 0"),
-        "{summary}"
-    );
+    assert!(summary.contains("\"shares\":{\"dup\":3}"), "{summary}");
+    assert!(summary.contains("\"unlisted\":1,\"lost\":0"), "{summary}");
 }
 
 #[test]
