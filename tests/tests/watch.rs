@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use fdid::watch::event::MMSG_FOLLOWED;
 use fdid_tests::{Scenario, bpf_unavailable_reason, fdid_binary, in_ci};
 use serde_json::Value;
 
@@ -370,5 +371,68 @@ fn each_call_that_makes_an_fd_is_seen_making_a_new_description_with_the_surveys_
     assert!(
         unseen.len() as u64 <= skipped,
         "{skipped} skipped: {unseen:?}"
+    );
+}
+
+/// Two files sent in two messages of one sendmmsg, received in one recvmmsg by a process blocked in
+/// it since before the watch: the shares of the messages the programs follow ([`MMSG_FOLLOWED`],
+/// the first) are each traced to their file and carry the survey's id.
+#[test]
+fn files_passed_in_one_sendmmsg_and_received_in_one_recvmmsg_are_traced_to_their_sender() {
+    let _one = ONE_WATCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut scenario = Scenario::start(SCENARIO, &["batched"]);
+    let parent = u64::from(scenario.pid());
+    let pid = parent.to_string();
+    let receiver = scenario.fact("receiver");
+    // Blocked since before the watch: its call is told at its end all the same.
+    wait_until_blocked_in(receiver, libc::SYS_recvmmsg);
+    let Some((watcher, lines)) = watch(&["--pid", &pid, "--tree"]) else {
+        return;
+    };
+    scenario.say("go");
+    let mut passed = Vec::new();
+    for n in 0..2 {
+        let file = scenario.later_fact(&format!("file{n}"));
+        let received = scenario.later_fact(&format!("received{n}"));
+        passed.push((u64::from(file), u64::from(received)));
+    }
+    scenario.later_fact("done");
+    std::thread::sleep(Duration::from_millis(200));
+    let events = stop(watcher, lines);
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["event"], "summary", "{summary}");
+    assert_eq!(summary["lost"], 0);
+    let skipped = summary["skipped"].as_u64().expect("skipped");
+
+    let surveyed = surveyed(&pid);
+    let receiver = u64::from(receiver);
+    let mut unseen = 0;
+    for (file, received) in passed.into_iter().take(MMSG_FOLLOWED) {
+        let shares: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "share" && holder(e) == (receiver, received))
+            .collect();
+        let from = shares.first().map(|share| {
+            let from = &share["from"];
+            (from["pid"].as_u64(), from["fd"].as_u64())
+        });
+        // A run the kernel skipped (and said so) may hide a share or its sender.
+        if skipped > 0 && (shares.len() != 1 || from != Some((Some(parent), Some(file)))) {
+            unseen += 1;
+            continue;
+        }
+        assert_eq!(shares.len(), 1, "{received}: shares {shares:?}");
+        let share = shares[0];
+        assert_eq!(share["via"], "scm_rights", "{share}");
+        assert_eq!(from, Some((Some(parent), Some(file))), "{share}");
+        let id = surveyed[&(parent, file)];
+        assert_eq!(share["id"].as_u64(), Some(id), "{share}: the survey's id");
+        assert_eq!(surveyed.get(&(receiver, received)), Some(&id));
+    }
+    assert!(
+        unseen <= skipped,
+        "{unseen} shares unseen, {skipped} runs skipped"
     );
 }

@@ -2,7 +2,7 @@
 //! [`WatchEvent`] and, for an exec or a send, what follows it. The item must be exactly one event;
 //! anything else is an error.
 
-pub use fdid_ebpf::watch::{EVENT_SIZE, ExecFds, SentFiles, WatchEvent, kind, via};
+pub use fdid_ebpf::watch::{EVENT_SIZE, ExecFds, MMSG_FOLLOWED, SentFiles, WatchEvent, kind, via};
 
 /// A decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]

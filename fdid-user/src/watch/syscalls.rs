@@ -67,7 +67,9 @@ const GROUPS: &[(&[c_long], u8)] = &[
     (PIPE, syscall::PIPE),
     (&[libc::SYS_socketpair], syscall::SOCKETPAIR),
     (&[libc::SYS_recvmsg], syscall::RECVMSG),
+    (&[libc::SYS_recvmmsg], syscall::RECVMMSG),
     (&[libc::SYS_sendmsg], syscall::SENDMSG),
+    (&[libc::SYS_sendmmsg], syscall::SENDMMSG),
     (&[libc::SYS_close], syscall::CLOSE),
     (&[libc::SYS_close_range], syscall::CLOSE_RANGE),
     (&[libc::SYS_bpf], syscall::BPF),
@@ -110,6 +112,8 @@ mod tests {
         assert_eq!(table[libc::SYS_ioctl as usize], syscall::NONE);
         assert_eq!(table[libc::SYS_bpf as usize], syscall::BPF);
         assert_eq!(table[libc::SYS_seccomp as usize], syscall::SECCOMP);
+        assert_eq!(table[libc::SYS_recvmmsg as usize], syscall::RECVMMSG);
+        assert_eq!(table[libc::SYS_sendmmsg as usize], syscall::SENDMMSG);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(table[libc::SYS_pipe as usize], syscall::PIPE);
     }

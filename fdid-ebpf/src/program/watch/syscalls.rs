@@ -102,8 +102,24 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         }
         syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
         syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
-        syscall::RECVMSG => received(regs.arg::<1>()),
-        syscall::SENDMSG => sending(regs.arg::<1>()),
+        // One call site each (the verifier checks a subprogram once per call site): recvmsg and
+        // sendmsg return bytes, one message's; recvmmsg and sendmmsg the number of messages.
+        syscall::RECVMSG | syscall::RECVMMSG => {
+            let messages = if action == syscall::RECVMSG {
+                1
+            } else {
+                ret as u64
+            };
+            received(regs.arg::<1>(), messages);
+        }
+        syscall::SENDMSG | syscall::SENDMMSG => {
+            let messages = if action == syscall::SENDMSG {
+                1
+            } else {
+                ret as u64
+            };
+            sending(regs.arg::<1>(), messages);
+        }
         syscall::CLOSE_RANGE if ret == 0 => {
             const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
             if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
@@ -265,16 +281,28 @@ fn rights_in(msghdr: u64) -> (u32, [i32; SENT_FILES]) {
     (count, unsafe { fds.assume_init() })
 }
 
-/// recvmsg succeeded: the fds received, from the control message the kernel wrote back.
+/// `struct mmsghdr` on 64-bit Linux: a user msghdr and the bytes it carried, padded to 64 bytes.
+const MMSGHDR: u64 = 64;
+
+/// recvmsg (one msghdr) or recvmmsg (`messages` mmsghdrs, the first [`MMSG_FOLLOWED`] of them)
+/// succeeded: the fds received, from the control messages the kernel wrote back. Inlined: as a
+/// subprogram of its own, its frame between the tracepoint's and `install`'s makes a stack 5.10
+/// refuses (544 bytes).
 #[inline(always)]
-fn received(msghdr: u64) {
-    if msghdr == 0 {
+fn received(first: u64, messages: u64) {
+    if first == 0 {
         return;
     }
-    let (count, fds) = rights_in(msghdr);
-    for (i, fd) in fds.into_iter().enumerate() {
-        if (i as u32) < count && fd >= 0 {
-            install(fd as u32, via::SCM_RIGHTS, 0, 0);
+    for message in 0..MMSG_FOLLOWED as u64 {
+        if message >= messages {
+            return;
+        }
+        // A msghdr begins each mmsghdr; recvmsg's is read as the first of one.
+        let (count, fds) = rights_in(first + message * MMSGHDR);
+        for (i, fd) in fds.into_iter().enumerate() {
+            if (i as u32) < count && fd >= 0 {
+                install(fd as u32, via::SCM_RIGHTS, 0, 0);
+            }
         }
     }
 }
@@ -285,13 +313,26 @@ struct SendEvent {
     files: SentFiles,
 }
 
-/// sendmsg(fd, msghdr, flags) sent: the fds its `SCM_RIGHTS` message carried (read again from the
-/// caller's msghdr) and their files (still open in the sender).
+/// sendmsg (one msghdr) or sendmmsg (`messages` mmsghdrs, the first [`MMSG_FOLLOWED`] of them)
+/// sent: the fds each `SCM_RIGHTS` message carried (read again from the caller's msghdr) and their
+/// files (still open in the sender), a SEND event a message.
 ///
 /// A subprogram of its own: its stack is not added to the one `install` extends (5.10 and arm64
 /// refuse a combined stack over 512 bytes).
 #[inline(never)]
-fn sending(msghdr: u64) {
+fn sending(first: u64, messages: u64) {
+    for message in 0..MMSG_FOLLOWED as u64 {
+        if message >= messages {
+            return;
+        }
+        // A msghdr begins each mmsghdr; sendmsg's is read as the first of one.
+        sent_in(first + message * MMSGHDR);
+    }
+}
+
+/// One message `sending` found, as a SEND event.
+#[inline(always)]
+fn sent_in(msghdr: u64) {
     let Some((count, at)) = rights_of(msghdr) else {
         return;
     };

@@ -31,6 +31,7 @@
 //! - `provenance`: see [`provenance`] (it waits for a line on stdin after `ready`).
 //! - `senders [N]`: see [`provenance::senders`] (it waits for a line on stdin after `ready`).
 //! - `makers`: see [`makers`] (it waits for a line on stdin after `ready`).
+//! - `batched`: see [`passing::Batched`] (it waits for a line on stdin after `ready`).
 
 use std::{ffi::CString, io::Write, os::fd::RawFd};
 
@@ -258,6 +259,12 @@ fn receive(socket: RawFd) -> RawFd {
     receive_fd(socket).unwrap_or_else(|_| check(-1, "recvmsg"))
 }
 
+/// Waits for the test's line on stdin (its go-ahead, after `ready`).
+fn wait_for_go() {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
 fn pipe() -> [RawFd; 2] {
     let mut fds = [0; 2];
     // SAFETY: pipe writes two fds into the local array.
@@ -273,6 +280,7 @@ fn main() {
     let name = args.get(2).cloned().unwrap_or_default();
     let mut listener = None;
     let mut prepared = None;
+    let mut batched = None;
     let mut senders = None;
     let mut makers = false;
     let children = match args.get(1).map(String::as_str) {
@@ -313,6 +321,10 @@ fn main() {
             Vec::new()
         }
         Some("idle") => provenance::idle(),
+        Some("batched") => {
+            batched = Some(passing::batched(&mut facts));
+            Vec::new()
+        }
         Some("makers") => {
             makers = true;
             Vec::new()
@@ -323,7 +335,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance|senders [N]|makers"
+                "usage: fdid-scenario fdset|churn [N]|fork [N [FILES]]|scm|siblings|scm-recv NAME|scm-send NAME|pidfd|threads [N]|clone-files|writer|mmap|server [N]|ends|provenance|senders [N]|makers|batched"
             );
             std::process::exit(2);
         }
@@ -332,6 +344,9 @@ fn main() {
     let mut children = children;
     if let Some(prepared) = prepared {
         children.extend(prepared.run());
+    }
+    if let Some(batched) = batched {
+        children.extend(batched.run());
     }
     if makers {
         makers::run();

@@ -5,11 +5,10 @@
 
 use std::io::Write as _;
 
-use super::{check, open, pipe, scratch_file, socketpair, unlink};
+use super::{check, open, pipe, scratch_file, socketpair, unlink, wait_for_go};
 
 pub fn run() {
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
+    wait_for_go();
     let path = scratch_file("makers");
     let file = open(&path, libc::O_RDWR);
     unlink(&path);

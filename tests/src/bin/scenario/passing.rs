@@ -1,11 +1,13 @@
 //! Scenarios that pass fds between processes: `scm`, `siblings`, `scm-recv`/`scm-send` (two
-//! scenario processes over an abstract unix socket) and `pidfd`.
+//! scenario processes over an abstract unix socket), `pidfd` and `batched` (sendmmsg, recvmmsg).
 
-use std::os::fd::RawFd;
+use std::{io::Write as _, os::fd::RawFd};
+
+use fdid_tests::fdpass::{receive_fds_at_once, send_fds_at_once};
 
 use super::{
     Facts, check, child_forever, fork, open, pause, pipe, read_i32, receive, scratch_file, send,
-    socketpair, unlink, write_i32,
+    socketpair, unlink, wait_for_go, write_i32,
 };
 
 pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
@@ -143,5 +145,70 @@ pub fn take_fd(pid: libc::pid_t, fd: RawFd) -> RawFd {
         );
         libc::close(pidfd);
         copy
+    }
+}
+
+/// Files `batched` passes in one call.
+const BATCH: usize = 2;
+
+/// `batched`, set up before `ready`: a child `receiver` that blocks at once in recvmmsg for
+/// [`BATCH`] messages on a datagram socketpair. [`Batched::run`], after a line on stdin: the parent
+/// opens BATCH files (`file0`…) and sends them, one a message, with one sendmmsg call; the
+/// receiver reports the fds it got (`received0`…); then `done 1`.
+pub struct Batched {
+    receiver: libc::pid_t,
+    socket: RawFd,
+    report: RawFd,
+}
+
+pub fn batched(facts: &mut Facts) -> Batched {
+    let mut pair = [0; 2];
+    // SAFETY: socketpair writes two fds into the local array.
+    check(
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, pair.as_mut_ptr()) }.into(),
+        "socketpair",
+    );
+    let report = pipe();
+    let parent = std::process::id() as libc::pid_t;
+    let receiver = fork();
+    if receiver == 0 {
+        let received =
+            receive_fds_at_once(pair[1], BATCH).unwrap_or_else(|_| vec![check(-1, "recvmmsg")]);
+        for fd in received {
+            write_i32(report[1], fd);
+        }
+        child_forever(parent, pause);
+    }
+    facts.add("receiver", receiver);
+    Batched {
+        receiver,
+        socket: pair[0],
+        report: report[0],
+    }
+}
+
+impl Batched {
+    /// Waits for the test's line, passes the files, prints the facts; returns the receiver.
+    pub fn run(self) -> Vec<libc::pid_t> {
+        wait_for_go();
+        let files: Vec<RawFd> = (0..BATCH)
+            .map(|n| {
+                let path = scratch_file(&format!("batched{n}"));
+                let file = open(&path, libc::O_RDWR);
+                unlink(&path);
+                file
+            })
+            .collect();
+        if send_fds_at_once(self.socket, &files).is_err() {
+            check(-1, "sendmmsg");
+        }
+        let mut out = std::io::stdout().lock();
+        for (n, file) in files.into_iter().enumerate() {
+            let received = read_i32(self.report);
+            writeln!(out, "file{n} {file}\nreceived{n} {received}").expect("stdout");
+        }
+        writeln!(out, "done 1").expect("stdout");
+        out.flush().expect("stdout");
+        vec![self.receiver]
     }
 }

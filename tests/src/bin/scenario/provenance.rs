@@ -13,11 +13,11 @@
 //!
 //! Then it prints those facts and `done`.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 
 use super::{
     Facts, check, child_forever, fork, open, passing::take_fd, pause, pipe, read_i32, receive,
-    scratch_file, send, socketpair, unlink, write_i32,
+    scratch_file, send, socketpair, unlink, wait_for_go, write_i32,
 };
 
 /// The fd `file` is dup2'ed to.
@@ -55,8 +55,7 @@ pub fn prepare(facts: &mut Facts) -> Prepared {
 impl Prepared {
     /// Waits for the test's line, does it all, prints the facts; returns the children.
     pub fn run(self) -> Vec<libc::pid_t> {
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
+        wait_for_go();
         let path = scratch_file("provenance");
         let file = open(&path, libc::O_RDWR);
         unlink(&path);
@@ -119,8 +118,7 @@ pub fn idle() -> ! {
 /// `senders [N]`: after `ready` and a line on stdin, N workers (4 by default) each pass fds to their
 /// own children 1000 times at once ([`fdid_tests::churn`]); then `done 1`.
 pub fn senders(workers: u32) -> Vec<libc::pid_t> {
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
+    wait_for_go();
     fdid_tests::churn::run(workers, SENDER_ROUNDS);
     let mut out = std::io::stdout().lock();
     writeln!(out, "done 1").expect("stdout");
