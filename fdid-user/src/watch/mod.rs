@@ -141,6 +141,12 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
     stream.model.expire_held(u64::MAX, &mut stream.changes);
     let processes = survey.processes_in_scope().len();
     let fds = survey.fds_in_scope();
+    // Registered before `ready` is said (a reader may stop the watch as soon as it reads it), and
+    // once: a Ctrl-C while a batch is printed is not lost. SIGTERM ends it the same way (with the
+    // summary).
+    let signal = |kind| tokio::signal::unix::signal(kind).map_err(WatchError::Ring);
+    let mut interrupted = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminated = signal(tokio::signal::unix::SignalKind::terminate())?;
     if !ok(stream
         .printer
         .ready(now_ns(), processes, fds, &tracer.unfollowed))?
@@ -155,12 +161,6 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
         }
     };
     tokio::pin!(deadline);
-    // Registered once: a Ctrl-C while a batch is printed is not lost. SIGTERM ends it the same way
-    // (with the summary).
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    let mut terminated = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(WatchError::Ring)?;
     let mut tick = tokio::time::interval(WAKE_INTERVAL);
     let mut lost_said = 0;
     let mut events = Vec::new();
@@ -176,7 +176,7 @@ pub async fn run(options: &WatchOptions, out: impl Write) -> Result<(), WatchErr
                 drain(&mut guard.get_inner_mut().0, &mut events)?;
             }
             _ = tick.tick() => drain(&mut ring.get_mut().0, &mut events)?,
-            _ = &mut interrupted => break,
+            _ = interrupted.recv() => break,
             _ = terminated.recv() => break,
             () = &mut deadline => break,
         }
