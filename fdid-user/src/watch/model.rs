@@ -317,14 +317,13 @@ impl Model {
         let Some(parent_fds) = self.tables.get_mut(&parent_table) else {
             return;
         };
-        let fds = parent_fds.fds.clone();
         let via = if e.aux == 1 {
             parent_fds.users += 1;
             Via::CloneFiles
         } else {
             Via::Fork
         };
-        for (&fd, hash) in &fds {
+        for (&fd, hash) in &parent_fds.fds {
             let Some(description) = self.descriptions.get_mut(hash) else {
                 continue;
             };
@@ -341,7 +340,11 @@ impl Model {
             });
         }
         match via {
-            Via::Fork => self.new_table(child, fds),
+            // A copy of the parent's table; with CLONE_FILES, the parent's table itself.
+            Via::Fork => {
+                let fds = parent_fds.fds.clone();
+                self.new_table(child, fds);
+            }
             _ => {
                 self.table_of.insert(child, parent_table);
             }
@@ -395,19 +398,10 @@ impl Model {
             return;
         };
         old.users = old.users.saturating_sub(1);
-        let shared = old.users > 0;
-        let fds = if shared {
-            old.fds.clone()
-        } else {
-            std::mem::take(&mut old.fds)
-        };
-        if !shared {
-            self.tables.remove(&table);
-        }
-        for (fd, hash) in fds {
-            if shared {
-                // The table lives on in the other processes: this holder alone is gone.
-                if let Some(description) = self.descriptions.get(&hash) {
+        if old.users > 0 {
+            // The table lives on in the other processes: this holder alone is gone.
+            for (&fd, hash) in &old.fds {
+                if let Some(description) = self.descriptions.get(hash) {
                     changes.push(Change {
                         time_ns: e.time_ns,
                         kind: ChangeKind::Gone,
@@ -417,15 +411,18 @@ impl Model {
                         from: None,
                     });
                 }
-            } else {
-                self.lose(
-                    hash,
-                    Holder { pid: e.pid, fd },
-                    e.time_ns,
-                    Via::Exit,
-                    changes,
-                );
             }
+            return;
+        }
+        let fds = self.tables.remove(&table).map(|old| old.fds);
+        for (fd, hash) in fds.unwrap_or_default() {
+            self.lose(
+                hash,
+                Holder { pid: e.pid, fd },
+                e.time_ns,
+                Via::Exit,
+                changes,
+            );
         }
     }
 
