@@ -72,11 +72,7 @@ impl LineMaker {
         head.extend_from_slice(shared.via.name().as_bytes());
         head.extend_from_slice(b"\",");
         match shared.pid {
-            Some(pid) => {
-                head.extend_from_slice(b"\"pid\":");
-                head.extend_from_slice(number.format(pid).as_bytes());
-                head.extend_from_slice(b",\"fd\":");
-            }
+            Some(pid) => pid_then_fd(head, number, pid),
             None => head.extend_from_slice(b"\"pid\":null,\"fd\":null"),
         }
         middle.clear();
@@ -88,12 +84,18 @@ impl LineMaker {
         middle.extend_from_slice(b",\"from\":");
         match shared.from_pid {
             Some(pid) => {
-                middle.extend_from_slice(b"{\"pid\":");
-                middle.extend_from_slice(number.format(pid).as_bytes());
-                middle.extend_from_slice(b",\"fd\":");
+                middle.push(b'{');
+                pid_then_fd(middle, number, pid);
             }
             None => middle.extend_from_slice(b"null}\n"),
         }
         self.made_for = Some(shared);
     }
+}
+
+/// A holder's `"pid":PID,"fd":`, its fd to follow (the holder's and the source's alike).
+fn pid_then_fd(out: &mut Vec<u8>, number: &mut itoa::Buffer, pid: u32) {
+    out.extend_from_slice(b"\"pid\":");
+    out.extend_from_slice(number.format(pid).as_bytes());
+    out.extend_from_slice(b",\"fd\":");
 }
