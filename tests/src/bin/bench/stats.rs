@@ -7,17 +7,23 @@ pub fn median<T: Copy + PartialOrd>(values: Vec<T>) -> T {
 }
 
 /// The value a fraction `q` of the way up `values` in order (0.25: the lower quartile).
-pub fn quantile<T: Copy + PartialOrd>(mut values: Vec<T>, q: f64) -> T {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+pub fn quantile<T: Copy + PartialOrd>(values: Vec<T>, q: f64) -> T {
+    let values = sorted(values);
     values[(q * (values.len() - 1) as f64).round() as usize]
+}
+
+/// `values` in increasing order (times and ratios: no NaN among them).
+fn sorted<T: PartialOrd>(mut values: Vec<T>) -> Vec<T> {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values
 }
 
 /// A 95% confidence interval for the median of `values` (independent draws of one quantity), free
 /// of any assumption about their distribution: the order statistics the binomial distribution
 /// puts around the middle, `n/2 ∓ 1.96·√n/2` (1-based, rounded outwards). With few values it is
 /// their whole range.
-pub fn median_interval<T: Copy + PartialOrd>(mut values: Vec<T>) -> (T, T) {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+pub fn median_interval<T: Copy + PartialOrd>(values: Vec<T>) -> (T, T) {
+    let values = sorted(values);
     let n = values.len() as f64;
     let half_width = 1.96 * n.sqrt() / 2.0;
     // 1-based ranks j and k: x(j) … x(k).
