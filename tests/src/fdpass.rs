@@ -63,8 +63,8 @@ fn fd_in(message: &libc::msghdr) -> io::Result<RawFd> {
     }
 }
 
-/// `Ok(n)` for a call that returned `n ≥ 0`, the OS error otherwise.
-fn returned(rc: libc::c_int) -> io::Result<usize> {
+/// `Ok(n)` for a call that returned `n ≥ 0`, the OS error otherwise (an int widens losslessly).
+fn returned(rc: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(rc).map_err(|_| io::Error::last_os_error())
 }
 
@@ -73,7 +73,7 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
     with_fd_messages(1, |messages| {
         put_fd(&mut messages[0].msg_hdr, fd);
         // SAFETY: a message whose buffers live as long as the call.
-        returned(unsafe { libc::sendmsg(socket, &messages[0].msg_hdr, 0) } as libc::c_int).map(drop)
+        returned(unsafe { libc::sendmsg(socket, &messages[0].msg_hdr, 0) }).map(drop)
     })
 }
 
@@ -81,7 +81,7 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
 pub fn receive_fd(socket: RawFd) -> io::Result<RawFd> {
     with_fd_messages(1, |messages| {
         // SAFETY: recvmsg fills the message's own buffers.
-        returned(unsafe { libc::recvmsg(socket, &mut messages[0].msg_hdr, 0) } as libc::c_int)?;
+        returned(unsafe { libc::recvmsg(socket, &mut messages[0].msg_hdr, 0) })?;
         fd_in(&messages[0].msg_hdr)
     })
 }
@@ -96,7 +96,7 @@ pub fn send_fds_at_once(socket: RawFd, fds: &[RawFd]) -> io::Result<()> {
         // SAFETY: messages whose buffers live as long as the call.
         let sent = returned(unsafe {
             libc::sendmmsg(socket, messages.as_mut_ptr(), messages.len() as _, 0)
-        })?;
+        } as libc::ssize_t)?;
         if sent == fds.len() {
             Ok(())
         } else {
@@ -120,7 +120,7 @@ pub fn receive_fds_at_once(socket: RawFd, count: usize) -> io::Result<Vec<RawFd>
                 0,
                 std::ptr::null_mut(),
             )
-        })?;
+        } as libc::ssize_t)?;
         messages[..received]
             .iter()
             .map(|message| fd_in(&message.msg_hdr))
