@@ -18,7 +18,9 @@
 //! job, and a description's genid comes from the first fd seen of it, so an offset that moves during the
 //! walk cannot split it. No I/O here.
 
-use std::{collections::BTreeMap, fmt};
+use std::fmt;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::record::FdRecord;
 
@@ -58,14 +60,64 @@ pub fn make_genid(dev: u64, ino: u64, pos: i64) -> u32 {
     (dev as u32) ^ (ino as u32) ^ (pos as u32) ^ ((pos >> 32) as u32)
 }
 
-/// The main tree: genid → the distinct descriptions (their subids) at that genid.
+/// The main tree: genid → the distinct descriptions (their subids) at that genid. Looked up by
+/// genid only (CRIU's rbtree; its order is never used).
 #[derive(Debug, Default)]
 pub struct GenidTree {
-    main: BTreeMap<u32, Vec<u32>>,
+    main: HashMap<u32, Subids>,
     /// Descriptions added.
     len: usize,
     /// The last subid counted out to a description without a hash.
     counted: u32,
+}
+
+/// The subids at one genid: nearly always one, kept without an allocation of its own (a watch
+/// adds and forgets one per new description).
+#[derive(Debug, Default)]
+struct Subids {
+    /// 0 (no description's subid): none.
+    first: u32,
+    more: Vec<u32>,
+}
+
+impl Subids {
+    fn contains(&self, subid: u32) -> bool {
+        subid != 0 && (self.first == subid || self.more.contains(&subid))
+    }
+
+    fn push(&mut self, subid: u32) {
+        if self.first == 0 {
+            self.first = subid;
+        } else {
+            self.more.push(subid);
+        }
+    }
+
+    /// Takes `subid` out; whether it was there.
+    fn remove(&mut self, subid: u32) -> bool {
+        if subid != 0 && self.first == subid {
+            self.first = self.more.pop().unwrap_or(0);
+            return true;
+        }
+        match self.more.iter().position(|&s| s == subid) {
+            Some(at) => {
+                self.more.swap_remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (self.first != 0)
+            .then_some(self.first)
+            .into_iter()
+            .chain(self.more.iter().copied())
+    }
 }
 
 impl GenidTree {
@@ -85,7 +137,7 @@ impl GenidTree {
             }
         };
         // CRIU starts subids at 1; 0 never names a description.
-        while subid == 0 || subids.contains(&subid) {
+        while subid == 0 || subids.contains(subid) {
             subid = subid.wrapping_add(1);
         }
         subids.push(subid);
@@ -97,7 +149,7 @@ impl GenidTree {
     /// gives every other description at its genid another subid.
     pub fn reserve(&mut self, id: OpenFileId) {
         let subids = self.main.entry(id.genid()).or_default();
-        if !subids.contains(&id.subid()) {
+        if id.subid() != 0 && !subids.contains(id.subid()) {
             subids.push(id.subid());
             self.len += 1;
         }
@@ -106,9 +158,8 @@ impl GenidTree {
     /// Gives up `id` (its description is gone), so that a description met later may have it.
     pub fn forget(&mut self, id: OpenFileId) {
         if let Some(subids) = self.main.get_mut(&id.genid())
-            && let Some(at) = subids.iter().position(|&s| s == id.subid())
+            && subids.remove(id.subid())
         {
-            subids.remove(at);
             self.len -= 1;
             if subids.is_empty() {
                 self.main.remove(&id.genid());
@@ -128,7 +179,7 @@ impl GenidTree {
             .map(|subids| {
                 subids
                     .iter()
-                    .map(|&subid| OpenFileId::new(genid, subid))
+                    .map(|subid| OpenFileId::new(genid, subid))
                     .collect()
             })
             .unwrap_or_default()
@@ -258,6 +309,25 @@ mod tests {
             known,
             "free again"
         );
+    }
+
+    #[test]
+    fn forgetting_one_of_three_at_a_genid_keeps_the_other_two_and_the_last_empties_the_node() {
+        let mut tree = GenidTree::new();
+        let [a, b, c] = [(); 3].map(|()| tree.add(9, None));
+        let sorted = |mut ids: Vec<OpenFileId>| {
+            ids.sort();
+            ids
+        };
+        tree.forget(b);
+        assert_eq!(sorted(tree.ids_at(9)), vec![a, c]);
+        tree.forget(OpenFileId::new(9, 77));
+        assert_eq!(tree.len(), 2, "an id never given changes nothing");
+        tree.forget(a);
+        assert_eq!(tree.ids_at(9), vec![c]);
+        tree.forget(c);
+        assert_eq!((tree.genids(), tree.len()), (0, 0));
+        assert!(tree.ids_at(9).is_empty());
     }
 
     #[test]
