@@ -52,6 +52,17 @@ impl Comm {
     }
 }
 
+/// `pid`'s name in `comms`, asked of `comm_of` the first time.
+fn known_comm<'a>(
+    comms: &'a mut HashMap<u32, Rc<Comm>>,
+    comm_of: &dyn Fn(u32) -> String,
+    pid: u32,
+) -> &'a Comm {
+    comms
+        .entry(pid)
+        .or_insert_with(|| Rc::new(Comm::new(comm_of(pid), [0; 16])))
+}
+
 /// How many distinct process names are kept once made (most machines have a few hundred).
 const NAMES_KEPT: usize = 1 << 16;
 
@@ -68,6 +79,9 @@ pub struct Printer<W: Write> {
     /// Makes the JSON lines.
     line: LineMaker,
     comms: HashMap<u32, Rc<Comm>>,
+    /// The process and name [`Printer::learn_comm`] last found or put in `comms` (no event says
+    /// an empty name, so the start matches none).
+    learned: (u32, [u8; 16]),
     /// Each name the events said, made once: a forked child shares its parent's (cleared when it
     /// grows past [`NAMES_KEPT`]).
     names: HashMap<[u8; 16], Rc<Comm>>,
@@ -90,6 +104,7 @@ impl<W: Write> Printer<W> {
             json,
             line: LineMaker::default(),
             comms: HashMap::default(),
+            learned: (0, [0; 16]),
             names: HashMap::default(),
             comm_of: Box::new(comm_of),
             shares: BTreeMap::new(),
@@ -102,8 +117,12 @@ impl<W: Write> Printer<W> {
 
     /// What an event said a process is called (its comm at that moment).
     pub fn learn_comm(&mut self, pid: u32, raw: &[u8; 16]) {
-        // Mostly the name it had, said the same way.
+        // Mostly the process the last event was of, or the name it had, said the same way.
+        if self.learned == (pid, *raw) {
+            return;
+        }
         if self.comms.get(&pid).is_some_and(|known| known.raw == *raw) {
+            self.learned = (pid, *raw);
             return;
         }
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
@@ -118,20 +137,12 @@ impl<W: Write> Printer<W> {
             Rc::new(Comm::new(name, *raw))
         });
         self.comms.insert(pid, Rc::clone(comm));
+        self.learned = (pid, *raw);
         self.line.forget();
     }
 
-    /// Makes sure `pid` has a name in `comms`.
-    fn know_comm(&mut self, pid: u32) {
-        if !self.comms.contains_key(&pid) {
-            let comm = (self.comm_of)(pid);
-            self.comms.insert(pid, Rc::new(Comm::new(comm, [0; 16])));
-        }
-    }
-
     fn comm(&mut self, pid: u32) -> String {
-        self.know_comm(pid);
-        self.comms[&pid].name.clone()
+        known_comm(&mut self.comms, &self.comm_of, pid).name.clone()
     }
 
     /// The line saying the programs are attached and the survey taken.
@@ -187,12 +198,11 @@ impl<W: Write> Printer<W> {
         self.note(change);
         let holder = change.holder;
         if self.json {
-            if let Some(h) = holder {
-                self.know_comm(h.pid);
-            }
-            let comms = &self.comms;
-            self.line.write(&mut self.out, change, |pid| {
-                comms.get(&pid).map(|comm| comm.json.as_slice())
+            // Named only when the line's shared parts are made (once for a fork's or an exit's
+            // lines).
+            let (comms, comm_of) = (&mut self.comms, &self.comm_of);
+            self.line.write(&mut self.out, change, move |pid| {
+                known_comm(comms, comm_of, pid).json.as_slice()
             });
             return self.write_if_full();
         }

@@ -15,7 +15,6 @@ struct Shared {
 }
 
 /// Makes JSON lines, keeping the parts the last one shares with the next.
-#[derive(Default)]
 pub(super) struct LineMaker {
     made_for: Option<Shared>,
     /// `{"time_ns": …, "event": …, "via": …, "pid": …, "fd": ` (or through `"fd": null`).
@@ -23,6 +22,33 @@ pub(super) struct LineMaker {
     /// `, "comm": …, "from": {"pid": …, "fd": ` (or through `"from": null}` and the newline).
     middle: Vec<u8>,
     number: itoa::Buffer,
+    /// Ids written lately, in decimal, each in the slot its value picks: a description's id is on
+    /// each of its lines (its opening, every share and gone), and a 17-digit number costs more to
+    /// write than to look up.
+    ids: Box<[IdDigits]>,
+}
+
+/// An id in decimal (`len` 0: an empty slot).
+#[derive(Clone, Copy, Default)]
+struct IdDigits {
+    id: u64,
+    len: u8,
+    digits: [u8; 20],
+}
+
+/// Slots of [`LineMaker::ids`] (a power of two; 32 KiB).
+const ID_SLOTS: usize = 1024;
+
+impl Default for LineMaker {
+    fn default() -> Self {
+        Self {
+            made_for: None,
+            head: Vec::new(),
+            middle: Vec::new(),
+            number: itoa::Buffer::new(),
+            ids: vec![IdDigits::default(); ID_SLOTS].into_boxed_slice(),
+        }
+    }
 }
 
 impl LineMaker {
@@ -31,12 +57,13 @@ impl LineMaker {
         self.made_for = None;
     }
 
-    /// Appends `change` as a line to `line`; `comm_json` names a holder's process.
+    /// Appends `change` as a line to `line`; `comm_json` names the holder's process (asked only
+    /// when the parts are made).
     pub(super) fn write<'a>(
         &mut self,
         line: &mut Vec<u8>,
         change: &Change,
-        comm_json: impl Fn(u32) -> Option<&'a [u8]>,
+        comm_json: impl FnOnce(u32) -> &'a [u8],
     ) {
         let shared = Shared {
             time_ns: change.time_ns,
@@ -53,7 +80,7 @@ impl LineMaker {
             line.extend_from_slice(self.number.format(holder.fd).as_bytes());
         }
         line.extend_from_slice(b",\"id\":");
-        line.extend_from_slice(self.number.format(change.id.0).as_bytes());
+        line.extend_from_slice(self.id_digits(change.id.0));
         line.extend_from_slice(&self.middle);
         if let Some(from) = change.from {
             line.extend_from_slice(self.number.format(from.fd).as_bytes());
@@ -61,7 +88,20 @@ impl LineMaker {
         }
     }
 
-    fn make<'a>(&mut self, shared: Shared, comm_json: impl Fn(u32) -> Option<&'a [u8]>) {
+    /// `id` in decimal, from its slot or written into it.
+    fn id_digits(&mut self, id: u64) -> &[u8] {
+        // Fibonacci hashing: the top bits of the product pick the slot.
+        let slot = &mut self.ids[(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize];
+        const _: () = assert!(ID_SLOTS == 1 << (64 - 54));
+        if slot.len == 0 || slot.id != id {
+            let digits = self.number.format(id).as_bytes();
+            slot.digits[..digits.len()].copy_from_slice(digits);
+            (slot.id, slot.len) = (id, digits.len() as u8);
+        }
+        &slot.digits[..usize::from(slot.len)]
+    }
+
+    fn make<'a>(&mut self, shared: Shared, comm_json: impl FnOnce(u32) -> &'a [u8]) {
         let (head, middle, number) = (&mut self.head, &mut self.middle, &mut self.number);
         head.clear();
         head.extend_from_slice(b"{\"time_ns\":");
@@ -77,8 +117,8 @@ impl LineMaker {
         }
         middle.clear();
         middle.extend_from_slice(b",\"comm\":");
-        match shared.pid.and_then(comm_json) {
-            Some(comm) => middle.extend_from_slice(comm),
+        match shared.pid {
+            Some(pid) => middle.extend_from_slice(comm_json(pid)),
             None => middle.extend_from_slice(b"null"),
         }
         middle.extend_from_slice(b",\"from\":");
