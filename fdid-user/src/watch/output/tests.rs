@@ -276,3 +276,33 @@ fn each_line_of_a_fork_says_its_own_fd_and_id_and_the_next_events_lines_nothing_
         assert_eq!(line, &expected);
     }
 }
+
+#[test]
+fn more_descriptions_than_the_id_cache_has_room_for_each_keep_their_own_id_on_every_line() {
+    let mut p = printer(true);
+    // Thrice as many ids as slots, of every length, each written twice far apart: slots are
+    // shared and overwritten in between.
+    let ids: Vec<OpenFileId> = (0..3 * 1024u32)
+        .map(|n| OpenFileId::new(n.wrapping_mul(2_654_435_761) >> (n % 32), n + 1))
+        .collect();
+    let changes: Vec<Change> = ids
+        .iter()
+        .chain(ids.iter().rev())
+        .map(|&id| Change {
+            id,
+            ..share(Via::Dup, None)
+        })
+        .collect();
+    for change in &changes {
+        p.change(change).unwrap();
+    }
+    let written: Vec<u64> = text(p)
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            line["id"].as_u64().unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = changes.iter().map(|change| change.id.0).collect();
+    assert_eq!(written, expected);
+}
