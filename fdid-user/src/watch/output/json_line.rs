@@ -77,19 +77,23 @@ impl LineMaker {
         }
         line.extend_from_slice(&self.head);
         if let Some(holder) = change.holder {
-            line.extend_from_slice(self.number.format(holder.fd).as_bytes());
+            push_fd(line, &mut self.number, holder.fd);
         }
         line.extend_from_slice(b",\"id\":");
-        line.extend_from_slice(self.id_digits(change.id.0));
+        let id = self.id_digits(change.id.0);
+        // All 20 bytes of the slot, then the ones past the id taken back: a copy of fixed size,
+        // made in place, where one of the id's own length is a call to memcpy.
+        line.extend_from_slice(&id.digits);
+        line.truncate(line.len() - (id.digits.len() - usize::from(id.len)));
         line.extend_from_slice(&self.middle);
         if let Some(from) = change.from {
-            line.extend_from_slice(self.number.format(from.fd).as_bytes());
+            push_fd(line, &mut self.number, from.fd);
             line.extend_from_slice(b"}}\n");
         }
     }
 
-    /// `id` in decimal, from its slot or written into it.
-    fn id_digits(&mut self, id: u64) -> &[u8] {
+    /// `id` in decimal: its slot, written first if it held another.
+    fn id_digits(&mut self, id: u64) -> &IdDigits {
         // Fibonacci hashing: the top bits of the product pick the slot.
         let slot = &mut self.ids[(id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize];
         const _: () = assert!(ID_SLOTS == 1 << (64 - 54));
@@ -98,7 +102,7 @@ impl LineMaker {
             slot.digits[..digits.len()].copy_from_slice(digits);
             (slot.id, slot.len) = (id, digits.len() as u8);
         }
-        &slot.digits[..usize::from(slot.len)]
+        slot
     }
 
     fn make<'a>(&mut self, shared: Shared, comm_json: impl FnOnce(u32) -> &'a [u8]) {
@@ -138,4 +142,14 @@ fn pid_then_fd(out: &mut Vec<u8>, number: &mut itoa::Buffer, pid: u32) {
     out.extend_from_slice(b"\"pid\":");
     out.extend_from_slice(number.format(pid).as_bytes());
     out.extend_from_slice(b",\"fd\":");
+}
+
+/// An fd in decimal: most are below 100, written here digit by digit (no call, no copy of a
+/// length known only at run time).
+fn push_fd(out: &mut Vec<u8>, number: &mut itoa::Buffer, fd: u32) {
+    match fd {
+        0..10 => out.push(b'0' + fd as u8),
+        10..100 => out.extend_from_slice(&[b'0' + (fd / 10) as u8, b'0' + (fd % 10) as u8]),
+        _ => out.extend_from_slice(number.format(fd).as_bytes()),
+    }
 }

@@ -278,31 +278,53 @@ fn each_line_of_a_fork_says_its_own_fd_and_id_and_the_next_events_lines_nothing_
 }
 
 #[test]
-fn more_descriptions_than_the_id_cache_has_room_for_each_keep_their_own_id_on_every_line() {
+fn more_descriptions_than_the_id_cache_has_room_for_each_keep_their_own_id_and_fds_of_any_width() {
     let mut p = printer(true);
     // Thrice as many ids as slots, of every length, each written twice far apart: slots are
-    // shared and overwritten in between.
+    // shared and overwritten in between. Fds of one, two, three and more digits.
     let ids: Vec<OpenFileId> = (0..3 * 1024u32)
         .map(|n| OpenFileId::new(n.wrapping_mul(2_654_435_761) >> (n % 32), n + 1))
         .collect();
     let changes: Vec<Change> = ids
         .iter()
         .chain(ids.iter().rev())
-        .map(|&id| Change {
-            id,
-            ..share(Via::Dup, None)
+        .enumerate()
+        .map(|(n, &id)| {
+            let fd = [n as u32 % 130, 1_000_003 * (n as u32 % 3)][n % 2];
+            Change {
+                id,
+                holder: Some(Holder { pid: 4243, fd }),
+                ..share(
+                    Via::Dup,
+                    Some(Holder {
+                        pid: 4243,
+                        fd: fd / 7,
+                    }),
+                )
+            }
         })
         .collect();
     for change in &changes {
         p.change(change).unwrap();
     }
-    let written: Vec<u64> = text(p)
+    let written: Vec<(u64, u64, u64)> = text(p)
         .lines()
         .map(|line| {
             let line: serde_json::Value = serde_json::from_str(line).unwrap();
-            line["id"].as_u64().unwrap()
+            let number = |value: &serde_json::Value| value.as_u64().unwrap();
+            (
+                number(&line["fd"]),
+                number(&line["id"]),
+                number(&line["from"]["fd"]),
+            )
         })
         .collect();
-    let expected: Vec<u64> = changes.iter().map(|change| change.id.0).collect();
+    let expected: Vec<(u64, u64, u64)> = changes
+        .iter()
+        .map(|c| {
+            let fd = |h: Option<Holder>| u64::from(h.unwrap().fd);
+            (fd(c.holder), c.id.0, fd(c.from))
+        })
+        .collect();
     assert_eq!(written, expected);
 }
