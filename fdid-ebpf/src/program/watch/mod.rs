@@ -56,6 +56,13 @@ fn in_scope(tgid: u32) -> bool {
     config!(watch.scoped) == 0 || unsafe { FDID_SCOPE.get(&tgid).is_some() }
 }
 
+/// Whether the current process is followed: its tgid is asked for only when the scope is not the
+/// whole system (a helper call, made before the test if passed as an argument).
+#[inline(always)]
+fn current_in_scope() -> bool {
+    config!(watch.scoped) == 0 || in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
+}
+
 /// An event of the current thread, with its ids, time and comm.
 #[inline(always)]
 fn event_of_current(kind: u8) -> WatchEvent {

@@ -67,7 +67,7 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
     if action == syscall::NONE {
         return 0;
     }
-    if compat() || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
+    if compat() || !current_in_scope() {
         return 0;
     }
     let ret = arg_word(ctx, 1) as i64;
