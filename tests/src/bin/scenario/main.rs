@@ -238,10 +238,15 @@ fn write_i32(fd: RawFd, value: i32) {
 
 /// A connected pair of unix stream sockets.
 fn socketpair() -> [RawFd; 2] {
+    socketpair_of(libc::SOCK_STREAM)
+}
+
+/// A unix socketpair of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`…), or exits.
+fn socketpair_of(kind: libc::c_int) -> [RawFd; 2] {
     let mut pair = [0; 2];
     // SAFETY: socketpair writes two fds into the local array.
     check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) }.into(),
+        unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, pair.as_mut_ptr()) }.into(),
         "socketpair",
     );
     pair

@@ -7,7 +7,7 @@ use fdid_tests::fdpass::{receive_fds_at_once, send_fds_at_once};
 
 use super::{
     Facts, check, child_forever, fork, open, pause, pipe, read_i32, receive, scratch_file, send,
-    socketpair, unlink, wait_for_go, write_i32,
+    socketpair, socketpair_of, unlink, wait_for_go, write_i32,
 };
 
 pub fn scm(facts: &mut Facts) -> Vec<libc::pid_t> {
@@ -162,12 +162,8 @@ pub struct Batched {
 }
 
 pub fn batched(facts: &mut Facts) -> Batched {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two fds into the local array.
-    check(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, pair.as_mut_ptr()) }.into(),
-        "socketpair",
-    );
+    // Datagrams: each message arrives as sent, one fd in each.
+    let pair = socketpair_of(libc::SOCK_DGRAM);
     let report = pipe();
     let parent = std::process::id() as libc::pid_t;
     let receiver = fork();
