@@ -102,24 +102,9 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         }
         syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
         syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
-        // One call site each (the verifier checks a subprogram once per call site): recvmsg and
-        // sendmsg return bytes, one message's; recvmmsg and sendmmsg the number of messages.
-        syscall::RECVMSG | syscall::RECVMMSG => {
-            let messages = if action == syscall::RECVMSG {
-                1
-            } else {
-                ret as u64
-            };
-            received(regs.arg::<1>(), messages);
-        }
-        syscall::SENDMSG | syscall::SENDMMSG => {
-            let messages = if action == syscall::SENDMSG {
-                1
-            } else {
-                ret as u64
-            };
-            sending(regs.arg::<1>(), messages);
-        }
+        // One call site each (the verifier checks a subprogram once per call site).
+        syscall::RECVMSG | syscall::RECVMMSG => received(regs.arg::<1>(), messages(action, ret)),
+        syscall::SENDMSG | syscall::SENDMMSG => sending(regs.arg::<1>(), messages(action, ret)),
         syscall::CLOSE_RANGE if ret == 0 => {
             const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
             if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
@@ -139,6 +124,17 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         _ => {}
     }
     0
+}
+
+/// How many messages a successful recvmsg, sendmsg, recvmmsg or sendmmsg handled: recvmsg and
+/// sendmsg return bytes, of one message; recvmmsg and sendmmsg the number of messages.
+#[inline(always)]
+fn messages(action: u8, ret: i64) -> u64 {
+    if action == syscall::RECVMMSG || action == syscall::SENDMMSG {
+        ret as u64
+    } else {
+        1
+    }
 }
 
 /// Whether bpf(2) command `cmd` returns a new fd (the others return 0 or a count): MAP_CREATE,
