@@ -150,6 +150,15 @@ pub struct WatchOffsets {
     /// 1 where the kernel has `bpf_get_current_task_btf` (5.11+): the programs then load the
     /// current task's members directly instead of with probe reads.
     pub current_task_btf: u32,
+    /// Where the kernel has the `bpf_rdonly_cast` kfunc (6.2+) and fdid patched its calls in (see
+    /// [`RDONLY_CAST_PLACEHOLDER`]): the kfunc's BTF id, and those of `struct file` and of a
+    /// struct whose first member is an 8-byte integer (to read a kernel word as a number). The
+    /// programs then load a file's members, and an fd's slot, directly instead of with probe
+    /// reads. All 0: probe reads.
+    pub rdonly_cast_func: u32,
+    pub file_btf_id: u32,
+    pub word_btf_id: u32,
+    pub _pad: u32,
 }
 
 impl WatchOffsets {
@@ -169,10 +178,14 @@ impl WatchOffsets {
         compat_mask: 0,
         task_comm: 0,
         current_task_btf: 0,
+        rdonly_cast_func: 0,
+        file_btf_id: 0,
+        word_btf_id: 0,
+        _pad: 0,
     };
 }
 
-const _: () = assert!(size_of::<WatchOffsets>() == 20 * 4);
+const _: () = assert!(size_of::<WatchOffsets>() == 24 * 4);
 
 /// Syscall numbers the table in [`WatchConfig`] has room for (x86_64 and arm64 stay below 512).
 pub const SYSCALL_SLOTS: usize = 512;
@@ -303,3 +316,9 @@ pub enum Attach {
     /// `tp_btf/NAME`.
     BtfTracepoint,
 }
+
+/// The helper number the programs call where they mean the `bpf_rdonly_cast` kfunc: aya cannot
+/// relocate kfunc calls, so fdid patches each such call (`call` with this immediate) into a kfunc
+/// call by the kernel's BTF id before loading. No helper has this number; where the kernel lacks
+/// the kfunc the calls are left alone, behind a config that makes them dead code.
+pub const RDONLY_CAST_PLACEHOLDER: i32 = 0x7fff_f00d;

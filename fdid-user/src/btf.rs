@@ -327,6 +327,11 @@ impl Btf {
         Ok(self.size_of(id))
     }
 
+    /// The type id of the struct `strukt`, if it exists.
+    pub fn struct_id(&self, strukt: &str) -> Option<u32> {
+        self.structs_by_name.get(strukt).copied()
+    }
+
     /// Whether the struct `strukt` exists.
     pub fn has_struct(&self, strukt: &str) -> bool {
         self.structs_by_name.contains_key(strukt)

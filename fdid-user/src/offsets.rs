@@ -208,8 +208,30 @@ fn watch_offsets(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
         inode_private: member(btf, "inode", "i_private", 8, ptr)?,
         task_comm: member(btf, "task_struct", "comm", 16, &[MemberKind::Array])?,
         current_task_btf: u32::from(btf.func_id("bpf_get_current_task_btf").is_some()),
-        ..syscall_registers(btf)?
+        ..rdonly_casts(btf, syscall_registers(btf)?)
     })
+}
+
+/// `offsets` with the `bpf_rdonly_cast` kfunc's id and the ids of the types the programs cast
+/// to, where the kernel has them all (6.2+); else as they were (probe reads).
+fn rdonly_casts(btf: &Btf, offsets: WatchOffsets) -> WatchOffsets {
+    // `struct timespec64` begins with `time64_t tv_sec`: an 8-byte integer at offset 0.
+    let word = btf
+        .member("timespec64", "tv_sec")
+        .is_ok_and(|m| m.offset == 0 && m.size == 8 && m.kind == MemberKind::Int);
+    match (
+        btf.func_id("bpf_rdonly_cast"),
+        btf.struct_id("file"),
+        btf.struct_id("timespec64").filter(|_| word),
+    ) {
+        (Some(rdonly_cast_func), Some(file_btf_id), Some(word_btf_id)) => WatchOffsets {
+            rdonly_cast_func,
+            file_btf_id,
+            word_btf_id,
+            ..offsets
+        },
+        _ => offsets,
+    }
 }
 
 /// Where a syscall's arguments and number are in `struct pt_regs`, and how a compat (32-bit) task
@@ -292,6 +314,29 @@ mod tests {
             assert_ne!(*a, offsets.watch.regs_nr);
         }
         assert_ne!(offsets.watch.compat_mask, 0);
+    }
+
+    #[test]
+    fn where_the_kernel_has_bpf_rdonly_cast_files_are_cast_to_struct_file() {
+        let path = std::path::Path::new(crate::btf::VMLINUX_BTF);
+        if !path.exists() && !crate::in_ci() {
+            eprintln!("SKIPPED: {} is missing", path.display());
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        let watch = KernelLayout::resolve(&btf).unwrap().offsets.watch;
+        let Some(func) = btf.func_id("bpf_rdonly_cast") else {
+            assert_eq!(
+                (watch.rdonly_cast_func, watch.file_btf_id, watch.word_btf_id),
+                (0, 0, 0),
+                "no kfunc: probe reads"
+            );
+            return;
+        };
+        assert_eq!(watch.rdonly_cast_func, func);
+        assert_eq!(Some(watch.file_btf_id), btf.struct_id("file"));
+        // A struct whose first member is read as an 8-byte number.
+        assert_eq!(Some(watch.word_btf_id), btf.struct_id("timespec64"));
     }
 
     #[test]

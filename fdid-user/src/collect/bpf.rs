@@ -39,6 +39,8 @@ pub enum BpfError {
     NotBuilt,
     #[error("cannot load the BPF object")]
     Object(#[source] aya::EbpfError),
+    #[error("cannot patch kfunc calls into the BPF object")]
+    Patch(#[from] kfunc::PatchError),
     #[error("the BPF object has no program `{PROGRAM_NAME}`")]
     MissingProgram,
     #[error("the kernel refused the BPF program")]
@@ -156,13 +158,34 @@ impl BpfCollector {
         } else {
             filter_hint.unwrap_or(0)
         };
+        // The watch's programs read files directly where the kernel has `bpf_rdonly_cast`: their
+        // placeholder calls become calls of it. Anything else loads the object as built, and its
+        // config says to read with probe reads.
+        let mut offsets = layout.offsets;
+        let patched = match options.watch {
+            Some(_) if offsets.watch.rdonly_cast_func != 0 => {
+                let (patched, calls) = kfunc::patch_kfunc_calls(
+                    BPF_OBJECT,
+                    watch::RDONLY_CAST_PLACEHOLDER,
+                    offsets.watch.rdonly_cast_func,
+                )?;
+                log::debug!("{calls} calls of bpf_rdonly_cast patched in");
+                Some(patched)
+            }
+            _ => {
+                offsets.watch.rdonly_cast_func = 0;
+                offsets.watch.file_btf_id = 0;
+                offsets.watch.word_btf_id = 0;
+                None
+            }
+        };
         let config = ConfigGlobal(IterConfig {
             hash_key: hash_key(options)?,
             hash_mask: options.hash_mask,
             refs_bias: layout.refs_bias,
             filter_tgid: program_filter,
             _pad: 0,
-            offsets: layout.offsets,
+            offsets,
             watch: match options.watch {
                 Some(load) => watch::WatchConfig {
                     scoped: u32::from(load.scoped),
@@ -195,7 +218,7 @@ impl BpfCollector {
             if let Some(entries) = entries {
                 loader.map_max_entries(watch::SCOPE_MAP, entries);
             }
-            let loaded = loader.load(BPF_OBJECT);
+            let loaded = loader.load(patched.as_ref().map_or(BPF_OBJECT, |p| p.bytes()));
             (attach_btf.join().expect("no panic building a Vec"), loaded)
         });
         let mut ebpf = loaded.map_err(|error| {
@@ -480,5 +503,6 @@ pub fn hash_key(options: &BpfOptions) -> Result<[u64; 2], BpfError> {
 /// make: its `Iter::attach` passes no `bpf_iter_link_info`.
 pub(crate) mod sys;
 
+mod kfunc;
 #[cfg(test)]
 mod tests;

@@ -25,8 +25,9 @@ use aya_ebpf::{
 use fdid_ebpf::{
     siphash::siphash24_u64,
     watch::{
-        DEFAULT_RING_BYTES, EXEC_FD_WORDS, ExecFds, MMSG_FOLLOWED, SCOPE_ENTRIES, SCOPE_SETTINGS,
-        SCOPE_TREE, SENT_FILES, SYSCALL_SLOTS, SentFiles, WatchEvent, kind, syscall, via,
+        DEFAULT_RING_BYTES, EXEC_FD_WORDS, ExecFds, MMSG_FOLLOWED, RDONLY_CAST_PLACEHOLDER,
+        SCOPE_ENTRIES, SCOPE_SETTINGS, SCOPE_TREE, SENT_FILES, SYSCALL_SLOTS, SentFiles,
+        WatchEvent, kind, syscall, via,
     },
 };
 

@@ -127,12 +127,32 @@ pub(super) fn current_fdt() -> Option<(u32, u64, u64)> {
     ))
 }
 
+/// `address` as a typed (read-only, untrusted) pointer to the BTF type `btf_id`: the
+/// `bpf_rdonly_cast` kfunc, called by its placeholder helper number (see
+/// [`RDONLY_CAST_PLACEHOLDER`]); the verifier turns it into a plain move. Only called where the
+/// config has the type's id, which it has only when the calls were patched.
+#[inline(always)]
+fn rdonly_cast(address: u64, btf_id: u32) -> *const u8 {
+    // SAFETY: a call by number, as aya-ebpf calls helpers; patched into the kfunc before loading.
+    unsafe {
+        let cast: unsafe extern "C" fn(u64, u32) -> *const u8 =
+            core::mem::transmute(RDONLY_CAST_PLACEHOLDER as usize);
+        cast(address, btf_id)
+    }
+}
+
 /// The `struct file` at `fd` of the current process, as a number (0: none).
 #[inline(always)]
 pub(super) fn file_at(fd: u32) -> u64 {
     match current_fdt() {
         Some((max_fds, array, _)) if fd < max_fds && array != 0 => {
-            read_word((array + 8 * u64::from(fd)) as *const c_void).unwrap_or(0)
+            let slot = array + 8 * u64::from(fd);
+            let word_id = config!(offsets.watch.word_btf_id);
+            if word_id != 0 {
+                // SAFETY: a typed read-only pointer; its first member is an 8-byte integer.
+                return unsafe { load::<u64>(rdonly_cast(slot, word_id), 0) };
+            }
+            read_word(slot as *const c_void).unwrap_or(0)
         }
         _ => 0,
     }
@@ -148,6 +168,38 @@ pub(super) fn hash(word: u64) -> u64 {
 #[inline(always)]
 pub(super) fn describe(event: &mut WatchEvent, file: u64) {
     event.file_hash = hash(file);
+    let file_id = config!(offsets.watch.file_btf_id);
+    if file_id != 0 {
+        let (flags, pos, inode) = (
+            config!(offsets.file_flags),
+            config!(offsets.file_pos),
+            config!(offsets.file_inode),
+        );
+        let (ino, mode, sb, sb_dev) = (
+            config!(offsets.inode_ino),
+            config!(offsets.inode_mode),
+            config!(offsets.inode_sb),
+            config!(offsets.sb_dev),
+        );
+        // SAFETY: typed read-only pointers (the cast's, then BTF members'), frozen offsets of
+        // members of these sizes; a null pointer is not followed.
+        unsafe {
+            let file = rdonly_cast(file, file_id);
+            event.flags = load(file, flags);
+            event.pos = load(file, pos);
+            let inode: *const u8 = load(file, inode);
+            if inode.is_null() {
+                return;
+            }
+            event.ino = load(inode, ino);
+            event.mode = load(inode, mode);
+            let sb: *const u8 = load(inode, sb);
+            if !sb.is_null() {
+                event.dev = load(sb, sb_dev);
+            }
+        }
+        return;
+    }
     let inode = {
         let (flags, pos, inode) = (
             config!(offsets.file_flags),
