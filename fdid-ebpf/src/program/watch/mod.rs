@@ -46,7 +46,7 @@ mod sched;
 mod syscalls;
 mod task;
 
-use task::{current_fdt, describe, file_at, hash, typed_current};
+use task::{Current, current_fdt, describe, file_at, hash};
 
 // ----- events -----
 
@@ -68,7 +68,7 @@ fn current_in_scope() -> bool {
 #[inline(always)]
 fn event_of_current(kind: u8) -> WatchEvent {
     let mut event = MaybeUninit::<WatchEvent>::uninit();
-    fill_event(event.as_mut_ptr(), kind);
+    fill_event(event.as_mut_ptr(), kind, Current::get());
     // SAFETY: `fill_event` wrote every member.
     unsafe { event.assume_init() }
 }
@@ -77,16 +77,16 @@ fn event_of_current(kind: u8) -> WatchEvent {
 /// otherwise turns runs of zero stores (or a copy of them) into memset calls, which this BPF
 /// toolchain compiles to a byte-by-byte loop costing as much as the rest of the event.
 #[inline(never)]
-fn fill_event(event: *mut WatchEvent, kind: u8) {
-    let pid_tgid = bpf_get_current_pid_tgid();
+fn fill_event(event: *mut WatchEvent, kind: u8, current: Current) {
+    let (pid, tid) = current_ids(current);
     // SAFETY: `event` points to room for one WatchEvent (the caller's); each member is written once
     // through its own place.
     unsafe {
         (&raw mut (*event).time_ns).write_volatile(bpf_ktime_get_ns());
-        (&raw mut (*event).pid).write_volatile((pid_tgid >> 32) as u32);
-        (&raw mut (*event).tid).write_volatile(pid_tgid as u32);
+        (&raw mut (*event).pid).write_volatile(pid);
+        (&raw mut (*event).tid).write_volatile(tid);
         (&raw mut (*event).kind).write_volatile(kind);
-        (&raw mut (*event).comm).write_volatile(current_comm());
+        (&raw mut (*event).comm).write_volatile(current_comm(current));
         (&raw mut (*event).file_hash).write_volatile(0);
         (&raw mut (*event).ino).write_volatile(0);
         (&raw mut (*event).pos).write_volatile(0);
@@ -100,11 +100,28 @@ fn fill_event(event: *mut WatchEvent, kind: u8) {
     }
 }
 
+/// The current (process, thread) ids: loads from the typed task where the kernel gives one, else
+/// the helper's.
+#[inline(always)]
+fn current_ids(current: Current) -> (u32, u32) {
+    let Some(task) = current.typed() else {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        return ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    };
+    // SAFETY: a typed task pointer; frozen offsets of 4-byte members.
+    unsafe {
+        (
+            load(task, config!(offsets.task_tgid)),
+            load(task, config!(offsets.task_pid)),
+        )
+    }
+}
+
 /// The current process's name (its leader's comm, as ps and the survey name it): two loads from
 /// the typed task where the kernel gives one; else the helper's, the calling thread's name.
 #[inline(always)]
-fn current_comm() -> [u8; 16] {
-    let Some(task) = typed_current() else {
+fn current_comm(current: Current) -> [u8; 16] {
+    let Some(task) = current.typed() else {
         return bpf_get_current_comm().unwrap_or([0; 16]);
     };
     let (leader_at, comm_at) = (
@@ -161,13 +178,13 @@ fn emit_in_place<T: 'static>(fill: impl FnOnce(*mut T)) {
 /// function of its own in the object (a BPF subprogram): inlined at each of its many call sites,
 /// the spans it reads overflow the stack, which the syscall programs share with it.
 #[inline(never)]
-fn install(fd: u32, via: u8, aux: u32, from_pid: u32) {
-    let file = file_at(fd);
+fn install(current: Current, fd: u32, via: u8, aux: u32, from_pid: u32) {
+    let file = file_at(current, fd);
     if file == 0 {
         return;
     }
     emit_in_place(|event: *mut WatchEvent| {
-        fill_event(event, kind::INSTALL);
+        fill_event(event, kind::INSTALL, current);
         // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
         // `fill_event` just wrote.
         let event = unsafe { &mut *event };

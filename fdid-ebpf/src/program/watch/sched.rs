@@ -55,7 +55,7 @@ pub extern "C" fn fdid_exec(_ctx: *mut c_void) -> i32 {
     if !in_scope(event.pid) {
         return 0;
     }
-    let Some((max_fds, _, open_fds)) = current_fdt() else {
+    let Some((max_fds, _, open_fds)) = current_fdt(Current::get()) else {
         return 0;
     };
     let words = (max_fds as usize).div_ceil(64).min(EXEC_FD_WORDS);

@@ -13,7 +13,7 @@ fn action(nr: u64) -> u8 {
 
 /// Whether the current task makes compat (32-bit) syscalls, whose numbers mean other calls.
 #[inline(always)]
-fn compat() -> bool {
+fn compat(current: Current) -> bool {
     let (mask, offset) = (
         config!(offsets.watch.compat_mask),
         config!(offsets.watch.task_compat),
@@ -21,7 +21,7 @@ fn compat() -> bool {
     if mask == 0 {
         return false;
     }
-    let word = match typed_current() {
+    let word = match current.typed() {
         // SAFETY: a typed task pointer; a frozen offset inside `thread_info`'s flag word.
         Some(task) => Some(unsafe { load::<u32>(task, offset) }),
         None => {
@@ -67,7 +67,8 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
     if action == syscall::NONE {
         return 0;
     }
-    if compat() || !current_in_scope() {
+    let current = Current::get();
+    if compat(current) || !current_in_scope() {
         return 0;
     }
     let ret = arg_word(ctx, 1) as i64;
@@ -75,7 +76,7 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
         // Whatever else it returns, a close of an open fd took it out of the table.
         const EBADF: i64 = 9;
         if ret != -EBADF {
-            closed(regs.arg::<0>() as u32);
+            closed(current, regs.arg::<0>() as u32);
         }
         return 0;
     }
@@ -84,41 +85,45 @@ pub extern "C" fn fdid_sys_exit(ctx: *mut c_void) -> i32 {
     }
     let fd = ret as u32;
     match action {
-        syscall::NEW_FD => install(fd, via::OPEN, 0, 0),
-        syscall::DUP => install(fd, via::DUP, regs.arg::<0>() as u32, 0),
+        syscall::NEW_FD => install(current, fd, via::OPEN, 0, 0),
+        syscall::DUP => install(current, fd, via::DUP, regs.arg::<0>() as u32, 0),
         syscall::FCNTL => {
             const F_DUPFD: u64 = 0;
             const F_DUPFD_CLOEXEC: u64 = 1030;
             let cmd = regs.arg::<1>();
             if cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC {
-                install(fd, via::DUP, regs.arg::<0>() as u32, 0);
+                install(current, fd, via::DUP, regs.arg::<0>() as u32, 0);
             }
         }
         syscall::PIDFD_GETFD => {
             // The pidfd is still open: the process it names is the one the fd came from.
-            let pidfd = file_at(regs.arg::<0>() as u32);
+            let pidfd = file_at(current, regs.arg::<0>() as u32);
             let from = if pidfd == 0 { 0 } else { pidfd_target(pidfd) };
-            install(fd, via::PIDFD_GETFD, regs.arg::<1>() as u32, from);
+            install(current, fd, via::PIDFD_GETFD, regs.arg::<1>() as u32, from);
         }
-        syscall::PIPE if ret == 0 => installed_pair(regs.arg::<0>()),
-        syscall::SOCKETPAIR if ret == 0 => installed_pair(regs.arg::<3>()),
+        syscall::PIPE if ret == 0 => installed_pair(current, regs.arg::<0>()),
+        syscall::SOCKETPAIR if ret == 0 => installed_pair(current, regs.arg::<3>()),
         // One call site each (the verifier checks a subprogram once per call site).
-        syscall::RECVMSG | syscall::RECVMMSG => received(regs.arg::<1>(), messages(action, ret)),
-        syscall::SENDMSG | syscall::SENDMMSG => sending(regs.arg::<1>(), messages(action, ret)),
+        syscall::RECVMSG | syscall::RECVMMSG => {
+            received(current, regs.arg::<1>(), messages(action, ret));
+        }
+        syscall::SENDMSG | syscall::SENDMMSG => {
+            sending(current, regs.arg::<1>(), messages(action, ret));
+        }
         syscall::CLOSE_RANGE if ret == 0 => {
             const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
             if regs.arg::<2>() & CLOSE_RANGE_CLOEXEC == 0 {
-                closed_range(regs.arg::<0>() as u32, regs.arg::<1>() as u32);
+                closed_range(current, regs.arg::<0>() as u32, regs.arg::<1>() as u32);
             }
         }
-        syscall::BPF if makes_bpf_fd(regs.arg::<0>()) => install(fd, via::OPEN, 0, 0),
+        syscall::BPF if makes_bpf_fd(regs.arg::<0>()) => install(current, fd, via::OPEN, 0, 0),
         syscall::SECCOMP => {
             const SECCOMP_SET_MODE_FILTER: u64 = 1;
             const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
             if regs.arg::<0>() == SECCOMP_SET_MODE_FILTER
                 && regs.arg::<1>() & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
             {
-                install(fd, via::OPEN, 0, 0);
+                install(current, fd, via::OPEN, 0, 0);
             }
         }
         _ => {}
@@ -184,7 +189,7 @@ fn pidfd_target(pidfd: u64) -> u32 {
 
 /// pipe, pipe2, socketpair succeeded: the two fds the kernel wrote to the user's array.
 #[inline(always)]
-fn installed_pair(user: u64) {
+fn installed_pair(current: Current, user: u64) {
     if user == 0 {
         return;
     }
@@ -192,7 +197,7 @@ fn installed_pair(user: u64) {
     if let Ok(fds) = unsafe { bpf_probe_read_user(user as *const [i32; 2]) } {
         for fd in fds {
             if fd >= 0 {
-                install(fd as u32, via::OPEN, 0, 0);
+                install(current, fd as u32, via::OPEN, 0, 0);
             }
         }
     }
@@ -285,7 +290,7 @@ const MMSGHDR: u64 = 64;
 /// subprogram of its own, its frame between the tracepoint's and `install`'s makes a stack 5.10
 /// refuses (544 bytes).
 #[inline(always)]
-fn received(first: u64, messages: u64) {
+fn received(current: Current, first: u64, messages: u64) {
     if first == 0 {
         return;
     }
@@ -297,7 +302,7 @@ fn received(first: u64, messages: u64) {
         let (count, fds) = rights_in(first + message * MMSGHDR);
         for (i, fd) in fds.into_iter().enumerate() {
             if (i as u32) < count && fd >= 0 {
-                install(fd as u32, via::SCM_RIGHTS, 0, 0);
+                install(current, fd as u32, via::SCM_RIGHTS, 0, 0);
             }
         }
     }
@@ -316,19 +321,19 @@ struct SendEvent {
 /// A subprogram of its own: its stack is not added to the one `install` extends (5.10 and arm64
 /// refuse a combined stack over 512 bytes).
 #[inline(never)]
-fn sending(first: u64, messages: u64) {
+fn sending(current: Current, first: u64, messages: u64) {
     for message in 0..MMSG_FOLLOWED as u64 {
         if message >= messages {
             return;
         }
         // A msghdr begins each mmsghdr; sendmsg's is read as the first of one.
-        sent_in(first + message * MMSGHDR);
+        sent_in(current, first + message * MMSGHDR);
     }
 }
 
 /// One message `sending` found, as a SEND event.
 #[inline(always)]
-fn sent_in(msghdr: u64) {
+fn sent_in(current: Current, msghdr: u64) {
     let Some((count, at)) = rights_of(msghdr) else {
         return;
     };
@@ -336,14 +341,14 @@ fn sent_in(msghdr: u64) {
         // SAFETY: `send` is the reserved room for one SendEvent, written member by member (every
         // byte: SendEvent has no padding); the fds are read straight into it, then each file.
         unsafe {
-            fill_event(&raw mut (*send).event, kind::SEND);
+            fill_event(&raw mut (*send).event, kind::SEND, current);
             let read = read_fds((&raw mut (*send).files.fds).cast(), count, at);
             (&raw mut (*send).files.count).write(if read { count } else { 0 });
             (&raw mut (*send).files._pad).write(0);
             for i in 0..SENT_FILES {
                 let fd = (*send).files.fds[i];
                 let file = if (i as u32) < count && (fd as i32) >= 0 {
-                    file_at(fd)
+                    file_at(current, fd)
                 } else {
                     (*send).files.fds[i] = u32::MAX;
                     0
@@ -357,14 +362,14 @@ fn sent_in(msghdr: u64) {
 /// close(fd) took `fd` out of the table. What the fd holds now is read after the event's room is
 /// taken: an fd another thread got at the same number since is seen here, or told after this.
 #[inline(always)]
-fn closed(fd: u32) {
+fn closed(current: Current, fd: u32) {
     emit_in_place(|event: *mut WatchEvent| {
-        fill_event(event, kind::CLOSE);
+        fill_event(event, kind::CLOSE, current);
         // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
         // `fill_event` just wrote.
         let event = unsafe { &mut *event };
         event.fd = fd;
-        let now = file_at(fd);
+        let now = file_at(current, fd);
         event.file_hash = if now == 0 { 0 } else { hash(now) };
     });
 }
@@ -372,9 +377,9 @@ fn closed(fd: u32) {
 /// close_range(first, last) without `CLOSE_RANGE_CLOEXEC` succeeded: every fd from `first` to
 /// `last` is closed. A subprogram of its own, as `sending`.
 #[inline(never)]
-fn closed_range(first: u32, last: u32) {
+fn closed_range(current: Current, first: u32, last: u32) {
     emit_in_place(|event: *mut WatchEvent| {
-        fill_event(event, kind::CLOSE_RANGE);
+        fill_event(event, kind::CLOSE_RANGE, current);
         // SAFETY: `event` is the reserved room for one WatchEvent, every member of which
         // `fill_event` just wrote.
         let event = unsafe { &mut *event };

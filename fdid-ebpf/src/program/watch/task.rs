@@ -60,26 +60,39 @@ impl<const WORDS: usize> Span<WORDS> {
     }
 }
 
-/// `current` as a typed pointer (`struct task_struct *`), where the kernel gives one (5.11+,
-/// `bpf_get_current_task_btf`): its members are then loaded directly instead of with probe reads.
-/// On older kernels the config says no and the verifier drops the call as dead code.
-#[inline(always)]
-pub(super) fn typed_current() -> Option<*const u8> {
-    if config!(offsets.watch.current_task_btf) == 0 {
-        return None;
+/// The current task: a typed pointer (`struct task_struct *`) where the kernel gives one (5.11+,
+/// `bpf_get_current_task_btf`), whose members are then loaded directly instead of with probe
+/// reads; null on older kernels, where the config says so and the verifier drops the call as dead
+/// code. Asked for once per program run and handed down: each ask is a helper call.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(super) struct Current(*const u8);
+
+impl Current {
+    #[inline(always)]
+    pub(super) fn get() -> Self {
+        if config!(offsets.watch.current_task_btf) == 0 {
+            return Self(core::ptr::null());
+        }
+        // SAFETY: no preconditions; the verifier types the result.
+        Self(
+            unsafe { generated::bpf_get_current_task_btf() }
+                .cast_const()
+                .cast::<u8>(),
+        )
     }
-    // SAFETY: no preconditions; the verifier types the result.
-    Some(
-        unsafe { generated::bpf_get_current_task_btf() }
-            .cast_const()
-            .cast::<u8>(),
-    )
+
+    /// The typed task, where the kernel gives one.
+    #[inline(always)]
+    pub(super) fn typed(self) -> Option<*const u8> {
+        (!self.0.is_null()).then_some(self.0)
+    }
 }
 
 /// The current process's fd table: (`max_fds`, the `fd` array, the `open_fds` bitmap), as numbers.
 #[inline(always)]
-pub(super) fn current_fdt() -> Option<(u32, u64, u64)> {
-    if let Some(task) = typed_current() {
+pub(super) fn current_fdt(current: Current) -> Option<(u32, u64, u64)> {
+    if let Some(task) = current.typed() {
         // Task, files and fdtable loaded directly (cheap, checked against BTF); only the fd array
         // needs a probe read.
         let (task_files, files_fdt) = (
@@ -143,8 +156,8 @@ fn rdonly_cast(address: u64, btf_id: u32) -> *const u8 {
 
 /// The `struct file` at `fd` of the current process, as a number (0: none).
 #[inline(always)]
-pub(super) fn file_at(fd: u32) -> u64 {
-    match current_fdt() {
+pub(super) fn file_at(current: Current, fd: u32) -> u64 {
+    match current_fdt(current) {
         Some((max_fds, array, _)) if fd < max_fds && array != 0 => {
             let slot = array + 8 * u64::from(fd);
             let word_id = config!(offsets.watch.word_btf_id);
