@@ -93,8 +93,8 @@ impl Current {
 #[inline(always)]
 pub(super) fn current_fdt(current: Current) -> Option<(u32, u64, u64)> {
     if let Some(task) = current.typed() {
-        // Task, files and fdtable loaded directly (cheap, checked against BTF); only the fd array
-        // needs a probe read.
+        // Task, files and fdtable loaded directly (cheap, checked against BTF); the fd array's
+        // slots are numbers, read by `file_at`.
         let (task_files, files_fdt) = (
             config!(offsets.task_files),
             config!(offsets.watch.files_fdt),
