@@ -90,8 +90,9 @@ fn time_watched(
     Ok((time, count, lost))
 }
 
-/// A consumer of watch's output that counts its lines as `wc -l` does (newlines in large reads,
-/// no line handled on its own), keeping the last for its summary: (lines, the last line).
+/// A consumer of watch's output that counts its lines as `wc -l` does (newlines found with memchr
+/// in large reads, no line handled on its own), keeping the last for its summary: (lines, the last
+/// line).
 fn count_lines(mut out: impl Read) -> (u64, Vec<u8>) {
     let (mut count, mut buffer) = (0u64, vec![0u8; 1 << 16]);
     // The last whole line, and what followed the last newline so far.
@@ -105,7 +106,9 @@ fn count_lines(mut out: impl Read) -> (u64, Vec<u8>) {
             partial.extend_from_slice(chunk);
             continue;
         };
-        count += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        // As wc does (memchr): a byte-by-byte count took 17 ms of CPU a churn's output (46 MB),
+        // 1% of the churn, on the cores the churn runs on.
+        count += memchr::memchr_iter(b'\n', chunk).count() as u64;
         last.clear();
         match chunk[..end].iter().rposition(|&b| b == b'\n') {
             Some(newline) => last.extend_from_slice(&chunk[newline + 1..end]),
