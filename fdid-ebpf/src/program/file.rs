@@ -18,7 +18,8 @@ pub struct FileFacts {
 
 /// Reads [`FileFacts`] of `file`.
 ///
-/// `file` must be a non-null pointer the verifier knows as a `struct file` (`PTR_TO_BTF_ID`).
+/// `file` must be a non-null pointer the verifier knows as a `struct file` (`PTR_TO_BTF_ID`; an
+/// untrusted one, as `bpf_rdonly_cast` gives, too: its loads are then checked as probe reads).
 #[inline(always)]
 pub fn file_facts(file: *const u8) -> FileFacts {
     let (flags_offset, pos_offset, refs_offset, inode_offset) = (

@@ -31,7 +31,7 @@ use fdid_ebpf::{
     },
 };
 
-use super::{load, read_into, read_u32, read_word};
+use super::{file::file_facts, load, read_into, read_u32, read_word};
 
 #[map]
 static FDID_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
@@ -66,9 +66,9 @@ fn current_in_scope() -> bool {
 
 /// An event of the current thread, with its ids, time and comm.
 #[inline(always)]
-fn event_of_current(kind: u8) -> WatchEvent {
+fn event_of_current(kind: u8, current: Current) -> WatchEvent {
     let mut event = MaybeUninit::<WatchEvent>::uninit();
-    fill_event(event.as_mut_ptr(), kind, Current::get());
+    fill_event(event.as_mut_ptr(), kind, current);
     // SAFETY: `fill_event` wrote every member.
     unsafe { event.assume_init() }
 }

@@ -32,7 +32,7 @@ pub extern "C" fn fdid_fork(ctx: *mut c_void) -> i32 {
     {
         let _ = FDID_SCOPE.insert(&child_tgid, &1, 0);
     }
-    let mut event = event_of_current(kind::FORK);
+    let mut event = event_of_current(kind::FORK, Current::get());
     event.pid = parent_tgid;
     event.fd = child_tgid;
     event.aux = u32::from(parent_files == child_files);
@@ -51,11 +51,12 @@ struct ExecEvent {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/sched_process_exec")]
 pub extern "C" fn fdid_exec(_ctx: *mut c_void) -> i32 {
-    let event = event_of_current(kind::EXEC);
+    let current = Current::get();
+    let event = event_of_current(kind::EXEC, current);
     if !in_scope(event.pid) {
         return 0;
     }
-    let Some((max_fds, _, open_fds)) = current_fdt(Current::get()) else {
+    let Some((max_fds, _, open_fds)) = current_fdt(current) else {
         return 0;
     };
     let words = (max_fds as usize).div_ceil(64).min(EXEC_FD_WORDS);
@@ -100,7 +101,7 @@ pub extern "C" fn fdid_exit(ctx: *mut c_void) -> i32 {
     if live != Some(0) {
         return 0;
     }
-    let mut event = event_of_current(kind::EXIT);
+    let mut event = event_of_current(kind::EXIT, Current::get());
     event.pid = tgid;
     emit(&event);
     if config!(watch.scoped) != 0 {
@@ -117,7 +118,7 @@ pub extern "C" fn fdid_release(ctx: *mut c_void) -> i32 {
     let Some(file) = read_word(ctx.cast_const()) else {
         return 0;
     };
-    let mut event = event_of_current(kind::RELEASE);
+    let mut event = event_of_current(kind::RELEASE, Current::get());
     event.file_hash = hash(file);
     emit(&event);
     0

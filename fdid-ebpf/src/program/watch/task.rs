@@ -183,34 +183,13 @@ pub(super) fn describe(event: &mut WatchEvent, file: u64) {
     event.file_hash = hash(file);
     let file_id = config!(offsets.watch.file_btf_id);
     if file_id != 0 {
-        let (flags, pos, inode) = (
-            config!(offsets.file_flags),
-            config!(offsets.file_pos),
-            config!(offsets.file_inode),
-        );
-        let (ino, mode, sb, sb_dev) = (
-            config!(offsets.inode_ino),
-            config!(offsets.inode_mode),
-            config!(offsets.inode_sb),
-            config!(offsets.sb_dev),
-        );
-        // SAFETY: typed read-only pointers (the cast's, then BTF members'), frozen offsets of
-        // members of these sizes; a null pointer is not followed.
-        unsafe {
-            let file = rdonly_cast(file, file_id);
-            event.flags = load(file, flags);
-            event.pos = load(file, pos);
-            let inode: *const u8 = load(file, inode);
-            if inode.is_null() {
-                return;
-            }
-            event.ino = load(inode, ino);
-            event.mode = load(inode, mode);
-            let sb: *const u8 = load(inode, sb);
-            if !sb.is_null() {
-                event.dev = load(sb, sb_dev);
-            }
-        }
+        // Read as the iterator reads its typed file.
+        let facts = file_facts(rdonly_cast(file, file_id));
+        event.flags = facts.flags;
+        event.pos = facts.pos;
+        event.ino = facts.ino;
+        event.mode = facts.mode;
+        event.dev = facts.dev;
         return;
     }
     let inode = {
