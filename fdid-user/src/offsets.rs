@@ -288,14 +288,23 @@ fn syscall_registers(btf: &Btf) -> Result<WatchOffsets, LayoutError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_running_kernel_has_every_member_fdid_reads() {
+    /// The running kernel's BTF; `None` (the test skipped, said on stderr) where it has none,
+    /// outside CI.
+    fn running_kernel_btf() -> Option<Btf> {
         let path = std::path::Path::new(crate::btf::VMLINUX_BTF);
         if !path.exists() && !crate::in_ci() {
             eprintln!("SKIPPED: {} is missing", path.display());
-            return;
+            return None;
         }
-        let layout = KernelLayout::resolve(&Btf::from_file(path).unwrap()).unwrap();
+        Some(Btf::from_file(path).unwrap())
+    }
+
+    #[test]
+    fn the_running_kernel_has_every_member_fdid_reads() {
+        let Some(btf) = running_kernel_btf() else {
+            return;
+        };
+        let layout = KernelLayout::resolve(&btf).unwrap();
         let offsets = layout.offsets;
         assert_ne!(offsets.task_tgid, offsets.task_pid);
         assert_ne!(offsets.file_pos, offsets.file_flags);
@@ -318,12 +327,9 @@ mod tests {
 
     #[test]
     fn where_the_kernel_has_bpf_rdonly_cast_files_are_cast_to_struct_file() {
-        let path = std::path::Path::new(crate::btf::VMLINUX_BTF);
-        if !path.exists() && !crate::in_ci() {
-            eprintln!("SKIPPED: {} is missing", path.display());
+        let Some(btf) = running_kernel_btf() else {
             return;
-        }
-        let btf = Btf::from_file(path).unwrap();
+        };
         let watch = KernelLayout::resolve(&btf).unwrap().offsets.watch;
         let Some(func) = btf.func_id("bpf_rdonly_cast") else {
             assert_eq!(
@@ -341,12 +347,9 @@ mod tests {
 
     #[test]
     fn a_member_of_another_size_or_kind_is_a_shape_error() {
-        let path = std::path::Path::new(crate::btf::VMLINUX_BTF);
-        if !path.exists() && !crate::in_ci() {
-            eprintln!("SKIPPED: {} is missing", path.display());
+        let Some(btf) = running_kernel_btf() else {
             return;
-        }
-        let btf = Btf::from_file(path).unwrap();
+        };
         let int = &[MemberKind::Int][..];
         assert!(member(&btf, "file", "f_flags", 4, int).is_ok());
         for (size, kinds) in [(8, int), (4, &[MemberKind::Pointer][..])] {
