@@ -12,7 +12,7 @@
 //! After them, `fdid watch` under churn ([`watch`]).
 //!
 //! `fdid-bench raw-walk` is the raw walk itself: load, attach and read the iterator, no decoding;
-//! `fdid-bench watch [--runs N]` the watch section alone.
+//! `fdid-bench watch [--runs N] [--sessions K]` the watch section alone (K sessions of N pairs).
 
 mod json_check;
 mod ordinary;
@@ -36,6 +36,8 @@ use stats::median;
 struct Options {
     sizes: Vec<u64>,
     runs: usize,
+    /// `fdid watch`'s comparison: sessions of `runs` pairs, one after the other.
+    sessions: usize,
     out: PathBuf,
     fdid: PathBuf,
 }
@@ -46,6 +48,7 @@ fn parse_options() -> Result<Options> {
     let mut options = Options {
         sizes: vec![10_000, 100_000, 1_000_000],
         runs: 3,
+        sessions: 1,
         out: PathBuf::from("target/bench"),
         fdid: dir.join("fdid"),
     };
@@ -60,6 +63,9 @@ fn parse_options() -> Result<Options> {
                     .collect::<Result<_>>()?
             }
             "--runs" => options.runs = value()?.parse().context("--runs takes a number")?,
+            "--sessions" => {
+                options.sessions = value()?.parse().context("--sessions takes a number")?
+            }
             "--out" => options.out = PathBuf::from(value()?),
             "--fdid" => options.fdid = PathBuf::from(value()?),
             // `fdid-bench watch [OPTIONS]`: the subcommand itself.
@@ -72,7 +78,7 @@ fn parse_options() -> Result<Options> {
             other => bail!("unknown argument {other}"),
         }
     }
-    if options.runs == 0 || options.sizes.is_empty() {
+    if options.runs == 0 || options.sessions == 0 || options.sizes.is_empty() {
         bail!("nothing to run");
     }
     Ok(options)
@@ -417,7 +423,7 @@ fn run_bench(options: &Options) -> Result<()> {
     }
     let mut report = report::report(&ordinary, &rows, options);
     eprintln!("== fdid watch under churn");
-    watch::section(&options.fdid, options.runs, &mut report)?;
+    watch::section(&options.fdid, options.runs, options.sessions, &mut report)?;
     std::fs::write(options.out.join("report.md"), &report)?;
     std::fs::write(options.out.join("time-vs-fds.svg"), report::plot(&rows))?;
     println!("{report}");
@@ -447,7 +453,7 @@ fn main() -> std::process::ExitCode {
         Some("reader") => reader::run(&args[2..]),
         Some("watch") => parse_options().and_then(|options| {
             let mut report = String::new();
-            watch::section(&options.fdid, options.runs, &mut report)?;
+            watch::section(&options.fdid, options.runs, options.sessions, &mut report)?;
             println!("{report}");
             Ok(())
         }),
