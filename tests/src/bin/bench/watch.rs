@@ -128,16 +128,28 @@ fn discard(mut out: BufReader<ChildStdout>) -> std::io::Result<u64> {
     std::io::copy(&mut out, &mut std::io::sink())
 }
 
-/// The pairs of one session: each a churn run alone and one watched, side by side.
+/// A churn run alone and one watched, side by side: wall and CPU time of each.
+struct Pair {
+    alone: (Duration, Duration),
+    watched: (Duration, Duration),
+}
+
+impl Pair {
+    /// Watched wall time over time alone.
+    fn ratio(&self) -> f64 {
+        self.watched.0.as_secs_f64() / self.alone.0.as_secs_f64()
+    }
+
+    /// The same of the churn processes' own CPU time.
+    fn cpu_ratio(&self) -> f64 {
+        self.watched.1.as_secs_f64() / self.alone.1.as_secs_f64()
+    }
+}
+
+/// The pairs of one session, or of several one after the other.
 #[derive(Default)]
 struct Session {
-    /// Watched time over time alone, a pair each.
-    ratios: Vec<f64>,
-    /// The same of the churn processes' own CPU time.
-    cpu_ratios: Vec<f64>,
-    alone: Vec<Duration>,
-    watched: Vec<Duration>,
-    cpu_alone: Vec<Duration>,
+    pairs: Vec<Pair>,
     /// Lines watch printed in the last run; events lost in all of them.
     lines: u64,
     lost: u64,
@@ -149,23 +161,14 @@ impl Session {
     fn run(fdid: &Path, exe: &Path, (workers, rounds): (u32, u32), runs: usize) -> Result<Self> {
         let mut session = Self::default();
         for run in 0..runs {
-            let (time_alone, (time_watched, count, lost)) = if run % 2 == 0 {
-                let time_alone = time_churn(exe, workers, rounds)?;
-                (time_alone, time_watched(fdid, exe, workers, rounds)?)
+            let (alone, (watched, count, lost)) = if run % 2 == 0 {
+                let alone = time_churn(exe, workers, rounds)?;
+                (alone, time_watched(fdid, exe, workers, rounds)?)
             } else {
                 let result = time_watched(fdid, exe, workers, rounds)?;
                 (time_churn(exe, workers, rounds)?, result)
             };
-            let ((time_alone, cpu), (time_watched, cpu_watched)) = (time_alone, time_watched);
-            session
-                .ratios
-                .push(time_watched.as_secs_f64() / time_alone.as_secs_f64());
-            session
-                .cpu_ratios
-                .push(cpu_watched.as_secs_f64() / cpu.as_secs_f64());
-            session.alone.push(time_alone);
-            session.watched.push(time_watched);
-            session.cpu_alone.push(cpu);
+            session.pairs.push(Pair { alone, watched });
             session.lines = count;
             session.lost += lost;
         }
@@ -173,25 +176,21 @@ impl Session {
     }
 
     /// Adds `later`'s pairs after this session's.
-    fn append(&mut self, mut later: Self) {
-        self.ratios.append(&mut later.ratios);
-        self.cpu_ratios.append(&mut later.cpu_ratios);
-        self.alone.append(&mut later.alone);
-        self.watched.append(&mut later.watched);
-        self.cpu_alone.append(&mut later.cpu_alone);
+    fn append(&mut self, later: Self) {
+        self.pairs.extend(later.pairs);
         self.lines = later.lines;
         self.lost += later.lost;
     }
 
+    fn ratios(&self) -> Vec<f64> {
+        self.pairs.iter().map(Pair::ratio).collect()
+    }
+
     /// The median slowdown and its 95% confidence interval, in percent.
     fn slowdown(&self) -> (f64, f64, f64) {
-        let (low, high) = median_interval(self.ratios.clone());
+        let (low, high) = median_interval(self.ratios());
         let percent = |ratio: f64| (ratio - 1.0) * 100.0;
-        (
-            percent(median(self.ratios.clone())),
-            percent(low),
-            percent(high),
-        )
+        (percent(median(self.ratios())), percent(low), percent(high))
     }
 }
 
@@ -209,7 +208,7 @@ fn goal_shown(high: f64, sessions: &[f64]) -> bool {
 /// Runs `sessions` sessions of `runs` pairs one after the other — a churn run alone and a watched
 /// one side by side, in alternating order — and appends its section to the report. The slowdown is
 /// the median of the pairs' ratios; with several sessions, of all pairs, and each session's beside
-/// it: the machine's state moves a session's median by more than one session's interval says.
+/// it, so that drift of the machine between sessions shows.
 pub fn section(fdid: &Path, runs: usize, sessions: usize, report: &mut String) -> Result<()> {
     let exe = std::env::current_exe()?;
     let (workers, rounds) = (4, 2000);
@@ -224,21 +223,22 @@ pub fn section(fdid: &Path, runs: usize, sessions: usize, report: &mut String) -
         each.push((slowdown, low, high));
         all.append(session);
     }
-    let pairs = all.ratios.len();
+    let pairs = all.pairs.len();
+    let times = |of: fn(&Pair) -> Duration| median(all.pairs.iter().map(of).collect());
     let (alone, watched, cpu_alone) = (
-        median(all.alone.clone()),
-        median(all.watched.clone()),
-        median(all.cpu_alone.clone()),
+        times(|pair| pair.alone.0),
+        times(|pair| pair.watched.0),
+        times(|pair| pair.alone.1),
     );
     // The pairs' spread: the machine's drift moves single pairs by more than watch costs.
     let (quarter, three_quarters) = (
-        (quantile(all.ratios.clone(), 0.25) - 1.0) * 100.0,
-        (quantile(all.ratios.clone(), 0.75) - 1.0) * 100.0,
+        (quantile(all.ratios(), 0.25) - 1.0) * 100.0,
+        (quantile(all.ratios(), 0.75) - 1.0) * 100.0,
     );
     // How far the median itself can be trusted (pairs taken as independent; the sessions' spread
     // is judged below).
     let (slowdown, low, high) = all.slowdown();
-    let cpu_growth = (median(all.cpu_ratios.clone()) - 1.0) * 100.0;
+    let cpu_growth = (median(all.pairs.iter().map(Pair::cpu_ratio).collect()) - 1.0) * 100.0;
     let (lines, lost) = (all.lines, all.lost);
     let sessions_said = if sessions > 1 {
         format!(" in {sessions} sessions of {runs} one after the other")
